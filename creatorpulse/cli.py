@@ -1,0 +1,210 @@
+"""``creatorpulse``: the command line of CreatorPulse.
+
+The settings are read once here and passed to what each command runs. Expected failures (bad
+settings, a part of the stack that cannot start, a failed migration) print one clear message
+and exit with status 1; nothing expected ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from creatorpulse import __version__
+from creatorpulse.settings import Settings, SettingsError
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    rows = settings.describe()
+    width = max(len(env) for env, _, _ in rows)
+    for env, shown, doc in rows:
+        print(f"{env:<{width}}  {shown}\n{'':<{width}}  {doc}")
+    return 0
+
+
+def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.stack import Stack
+    from creatorpulse.stack.flink import Flink
+    from creatorpulse.sinks.migrate import migrate
+
+    stack = Stack(settings, say)
+    started = time.monotonic()
+    timings = stack.up(only=args.only)
+    if not args.only or "postgres" in args.only:
+        import psycopg
+
+        with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as conn:
+            migrate(conn, say)
+    say(f"stack up in {time.monotonic() - started:.1f}s "
+        f"({', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})")
+    print()
+    _print_status(stack)
+    flink = stack.part("flink")
+    assert isinstance(flink, Flink)
+    print(f"\nFlink web UI: {flink.address}")
+    print(f"Submit a job: FLINK_CONF_DIR={settings.flink_conf_dir} "
+          f"{sys.prefix}/bin/flink run -py jobs/<job>.py -pyclientexec {sys.executable}")
+    return 0
+
+
+def cmd_stack_down(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.stack import Stack
+
+    stopped = Stack(settings, say).down()
+    say(f"stopped: {', '.join(stopped)}" if stopped else "nothing of ours was running")
+    return 0
+
+
+def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.stack import Stack
+
+    return 0 if _print_status(Stack(settings, say)) else 3
+
+
+def _print_status(stack: object) -> bool:
+    from creatorpulse.stack import Stack
+
+    assert isinstance(stack, Stack)
+    healthy = True
+    print(f"{'part':<10} {'run by':<10} {'health':<8} {'address':<48} detail")
+    for part, health in stack.status():
+        healthy &= health.ok
+        run_by = "stack" if part.managed else "external"
+        state = "up" if health.ok else "DOWN"
+        print(f"{part.name:<10} {run_by:<10} {state:<8} {part.address:<48} {health.detail}")
+    return healthy
+
+
+def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.stack import Stack
+    from creatorpulse.stack.process import tail_file
+
+    stack = Stack(settings, say)
+    procs = stack.processes()
+    if args.part:
+        procs = [p for p in procs if p.name.startswith(args.part)]
+        if not procs:
+            names = sorted({p.name for p in stack.processes()})
+            print(f"no process named {args.part!r}; choose from {', '.join(names)}", file=sys.stderr)
+            return 2
+    for proc in procs:
+        print(f"==> {proc.log_file} <==")
+        print(tail_file(proc.log_file, args.lines) or "(empty)")
+    if args.follow:
+        return _follow([p.log_file for p in procs])
+    return 0
+
+
+def _follow(paths: list[os.PathLike[str]]) -> int:
+    offsets = {p: os.path.getsize(p) if os.path.exists(p) else 0 for p in paths}
+    try:
+        while True:
+            for path, offset in offsets.items():
+                if os.path.exists(path) and os.path.getsize(path) > offset:
+                    with open(path, "rb") as f:
+                        f.seek(offset)
+                        sys.stdout.write(f.read().decode(errors="replace"))
+                        offsets[path] = f.tell()
+            sys.stdout.flush()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
+    from creatorpulse.sinks.migrate import migrate
+
+    try:
+        conn = psycopg.connect(settings.database_dsn.reveal(), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        print(f"error: cannot reach the database: {exc}\n"
+              "Start it with `creatorpulse stack up` or set CREATORPULSE_DATABASE_URL.",
+              file=sys.stderr)
+        return 1
+    with conn:
+        migrate(conn, say)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="creatorpulse",
+        description="CreatorPulse: real-time influencer engagement analytics. "
+        "Settings come from CREATORPULSE_* environment variables and .env; "
+        "see `creatorpulse settings`.",
+    )
+    parser.add_argument("--version", action="version", version=f"creatorpulse {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("settings", help="show every setting, its value and meaning")
+    p.set_defaults(handler=cmd_settings)
+
+    stack = commands.add_parser(
+        "stack",
+        help="run the local stack: PostgreSQL, Redis, Kafka, Flink",
+        description="Start, stop and inspect the local stack. Parts with a URL in the settings "
+        "are used as they are; the others run under the state folder.",
+    )
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
+    p = stack_commands.add_parser(
+        "up", help="start every part, wait until each is ready, apply database migrations"
+    )
+    p.add_argument("--only", nargs="+", choices=["postgres", "redis", "kafka", "flink"],
+                   help="start only these parts")
+    p.set_defaults(handler=cmd_stack_up)
+    p = stack_commands.add_parser("down", help="stop what `stack up` started, nothing else")
+    p.set_defaults(handler=cmd_stack_down)
+    p = stack_commands.add_parser(
+        "status", help="each part, its address and health (exit 3 when one is down)"
+    )
+    p.set_defaults(handler=cmd_stack_status)
+    p = stack_commands.add_parser("logs", help="the end of each part's log")
+    p.add_argument("part", nargs="?", help="only this part (postgres, redis, kafka, flink)")
+    p.add_argument("-n", "--lines", type=int, default=40, help="lines per log (default 40)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.set_defaults(handler=cmd_stack_logs)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
+    p.set_defaults(handler=cmd_db_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"error: bad configuration: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from creatorpulse.stack.process import StackError
+    from creatorpulse.sinks.migrate import MigrationError
+
+    try:
+        return int(args.handler(args, settings))
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.log_tail:
+            print(f"--- last lines of the {exc.part} log ---\n{exc.log_tail}", file=sys.stderr)
+        return 1
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The record on ``engagement.observations``: one cumulative counter, read once.
+
+A poll yields one :class:`Observation` per (account, content, metric): the counter's value as the
+platform reported it and the UTC time it was read. The dataclass below is the only definition:
+its JSON form (:meth:`Observation.to_json` / :meth:`Observation.from_json`) and its Flink columns
+(:func:`flink_columns`) are derived from the same fields, so the topic, the jobs and the sinks
+cannot drift apart.
+
+Account-level counters (followers, total views) have ``content_kind = account`` and no
+``content_id``. A value the platform did not report is never an observation: missing is not zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class ObservationError(ValueError):
+    """A payload is not a valid observation; the message says which field and why."""
+
+
+class Platform(enum.StrEnum):
+    INSTAGRAM = "instagram"
+    FACEBOOK = "facebook"
+    YOUTUBE = "youtube"
+    TIKTOK = "tiktok"
+    X = "x"
+
+
+class ContentKind(enum.StrEnum):
+    ACCOUNT = "account"
+    POST = "post"
+    REEL = "reel"
+    STORY = "story"
+    VIDEO = "video"
+    SHORT = "short"
+
+
+class Provenance(enum.StrEnum):
+    """How far to trust a value: as reported, estimated by us, or rounded by the platform."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+    ROUNDED = "rounded"
+
+
+_METRIC = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_MAX_ID = 256
+
+
+def _col(flink_type: str) -> Any:
+    return field(metadata={"flink": flink_type})
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One reading of one cumulative counter. Build with :meth:`create` to get the event id.
+
+    >>> from datetime import datetime, UTC
+    >>> o = Observation.create(platform=Platform.X, account_id="42", influencer_id="inf-1",
+    ...     content_id="1790", content_kind=ContentKind.POST, metric="likes", value=17,
+    ...     observed_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    >>> Observation.from_json(o.to_json()) == o
+    True
+    """
+
+    platform: Platform = _col("STRING NOT NULL")
+    account_id: str = _col("STRING NOT NULL")
+    influencer_id: str = _col("STRING NOT NULL")
+    content_id: str | None = _col("STRING")
+    content_kind: ContentKind = _col("STRING NOT NULL")
+    metric: str = _col("STRING NOT NULL")
+    value: int = _col("BIGINT NOT NULL")
+    observed_at: datetime = _col("TIMESTAMP_LTZ(3) NOT NULL")
+    provenance: Provenance = _col("STRING NOT NULL")
+    event_id: str = _col("STRING NOT NULL")
+
+    def __post_init__(self) -> None:
+        for name in ("account_id", "influencer_id", "event_id"):
+            _check_id(name, getattr(self, name))
+        if (self.content_kind is ContentKind.ACCOUNT) != (self.content_id is None):
+            msg = "content_id must be null exactly when content_kind is 'account'"
+            raise ObservationError(msg)
+        if self.content_id is not None:
+            _check_id("content_id", self.content_id)
+        if not _METRIC.match(self.metric):
+            msg = f"metric: expected lower_snake_case of at most 64 characters, got {self.metric!r}"
+            raise ObservationError(msg)
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            msg = f"value: expected an integer count, got {self.value!r}"
+            raise ObservationError(msg)
+        # Normalised once here so equality, event ids and Flink's millisecond time agree.
+        object.__setattr__(self, "observed_at", utc_millis(self.observed_at))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        platform: Platform,
+        account_id: str,
+        influencer_id: str,
+        content_id: str | None,
+        content_kind: ContentKind,
+        metric: str,
+        value: int,
+        observed_at: datetime,
+        provenance: Provenance = Provenance.MEASURED,
+    ) -> Observation:
+        """An observation whose ``event_id`` is derived from what identifies the reading."""
+        at = utc_millis(observed_at)
+        return cls(
+            platform=platform,
+            account_id=account_id,
+            influencer_id=influencer_id,
+            content_id=content_id,
+            content_kind=content_kind,
+            metric=metric,
+            value=value,
+            observed_at=at,
+            provenance=provenance,
+            event_id=event_id(platform, account_id, content_id, metric, at),
+        )
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: all of an account's observations share a partition, in order."""
+        return f"{self.platform}:{self.account_id}".encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform.value,
+            "account_id": self.account_id,
+            "influencer_id": self.influencer_id,
+            "content_id": self.content_id,
+            "content_kind": self.content_kind.value,
+            "metric": self.metric,
+            "value": self.value,
+            "observed_at": format_timestamp(self.observed_at),
+            "provenance": self.provenance.value,
+            "event_id": self.event_id,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Observation:
+        """Parse the JSON form; any problem raises :class:`ObservationError` naming the field."""
+        if not isinstance(data, dict):
+            msg = f"expected a JSON object, got {type(data).__name__}"
+            raise ObservationError(msg)
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        extra = sorted(set(data) - set(names))
+        if missing or extra:
+            msg = f"missing fields {missing}" if missing else f"unknown fields {extra}"
+            raise ObservationError(msg)
+        text = {n: data[n] for n in names if n not in ("value", "content_id")}
+        for name, value in text.items():
+            if not isinstance(value, str):
+                msg = f"{name}: expected a string, got {value!r}"
+                raise ObservationError(msg)
+        return cls(
+            platform=_enum(Platform, "platform", data["platform"]),
+            account_id=data["account_id"],
+            influencer_id=data["influencer_id"],
+            content_id=data["content_id"],
+            content_kind=_enum(ContentKind, "content_kind", data["content_kind"]),
+            metric=data["metric"],
+            value=data["value"],
+            observed_at=parse_timestamp(data["observed_at"]),
+            provenance=_enum(Provenance, "provenance", data["provenance"]),
+            event_id=data["event_id"],
+        )
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Observation:
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            msg = f"not JSON: {exc}"
+            raise ObservationError(msg) from None
+        return cls.from_dict(data)
+
+
+def event_id(
+    platform: Platform, account_id: str, content_id: str | None, metric: str, observed_at: datetime
+) -> str:
+    """Stable id of a reading: the same counter read at the same instant has the same id."""
+    parts = (platform.value, account_id, content_id or "", metric, format_timestamp(observed_at))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def utc_millis(at: object) -> datetime:
+    """``at`` in UTC, truncated to milliseconds (Flink's event-time precision)."""
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        msg = f"observed_at: expected a time-zone-aware datetime, got {at!r}"
+        raise ObservationError(msg)
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def format_timestamp(at: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``, the form Flink's JSON format reads."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"observed_at: expected an ISO 8601 time, got {text!r}"
+        raise ObservationError(msg) from None
+    if at.utcoffset() is None:
+        msg = f"observed_at: {text!r} has no time zone"
+        raise ObservationError(msg)
+    return at.astimezone(UTC)
+
+
+def flink_columns() -> list[tuple[str, str]]:
+    """``(column, Flink SQL type)`` for every field, in record order."""
+    return [(f.name, f.metadata["flink"]) for f in dataclasses.fields(Observation)]
+
+
+def _check_id(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID:
+        msg = f"{name}: expected a non-empty string of at most {_MAX_ID} characters, got {value!r}"
+        raise ObservationError(msg)
+
+
+def _enum(kind: type[enum.StrEnum], name: str, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        msg = f"{name}: expected one of {allowed}, got {value!r}"
+        raise ObservationError(msg) from None

@@ -1,0 +1,306 @@
+"""The one settings object, read from ``CREATORPULSE_*`` environment variables and ``.env``.
+
+Every setting is declared once, in :class:`Settings`, with its environment name, default and
+meaning; ``creatorpulse settings`` prints them and README.md lists them. Parsing is strict: a bad
+value, or a ``CREATORPULSE_*`` name that no setting has, raises :class:`SettingsError` naming the
+key. Secrets are wrapped in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
+
+Build it once at an entry point with :meth:`Settings.from_env` and pass it down; nothing in the
+project reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+PREFIX = "CREATORPULSE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENVIRONMENTS = ("development", "production")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unknown; the message names the environment key."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: call this only where the value is handed to a client."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for display."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+# --- parsers: each takes the raw text and returns the value or raises ValueError ---------------
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"7d"``."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        msg = f"expected a duration such as 30s, 5m, 1h or 7d, got {text!r}"
+        raise ValueError(msg)
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off``; anything else is an error."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    msg = f"expected true or false, got {text!r}"
+    raise ValueError(msg)
+
+
+def parse_port(text: str) -> int:
+    """A TCP port from 1 to 65535."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        msg = f"expected a port from 1 to 65535, got {text!r}"
+        raise ValueError(msg)
+    return port
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip()
+        if value not in allowed:
+            msg = f"expected one of {', '.join(allowed)}, got {text!r}"
+            raise ValueError(msg)
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], Secret]:
+    def parse(text: str) -> Secret:
+        value = text.strip()
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes or not urlsplit(value).hostname:
+            # The value may hold a password: say what is wrong without echoing it.
+            msg = f"expected a {' or '.join(schemes)} URL with a host"
+            raise ValueError(msg)
+        return Secret(value)
+
+    return parse
+
+
+def _servers(text: str) -> str:
+    hosts = [h.strip() for h in text.split(",") if h.strip()]
+    if not hosts or any(not re.match(r"^[\w.\-]+:\d+$", h) for h in hosts):
+        msg = f"expected host:port[,host:port...], got {text!r}"
+        raise ValueError(msg)
+    return ",".join(hosts)
+
+
+def _path(text: str) -> Path:
+    return Path(text.strip()).expanduser()
+
+
+def _memory(text: str) -> str:
+    if not re.match(r"^\d+[kmgKMG]$", text.strip()):
+        msg = f"expected a JVM memory size such as 512m or 1g, got {text!r}"
+        raise ValueError(msg)
+    return text.strip().lower()
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: str | None, doc: str) -> Any:
+    """Declare a setting: its environment name, parser, default text (parsed too) and meaning."""
+    return field(metadata={"env": PREFIX + env, "parse": parse, "default": default, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of CreatorPulse, typed and frozen. Build with :meth:`from_env`."""
+
+    environment: str = _setting(
+        "ENV", _choice(*ENVIRONMENTS), "development", "development or production."
+    )
+    log_level: str = _setting("LOG_LEVEL", _choice(*LOG_LEVELS), "INFO", "Log level.")
+    state_dir: Path = _setting(
+        "STATE_DIR",
+        _path,
+        ".creatorpulse",
+        "Folder for the local stack: data, logs, pid files, jars, checkpoints.",
+    )
+    start_timeout: timedelta = _setting(
+        "START_TIMEOUT", parse_duration, "180s", "How long each part may take to become ready."
+    )
+    database_url: Secret | None = _setting(
+        "DATABASE_URL",
+        _url("postgresql", "postgres"),
+        None,
+        "PostgreSQL/TimescaleDB URL. Unset: stack up runs a private cluster.",
+    )
+    postgres_port: int = _setting(
+        "POSTGRES_PORT", parse_port, "5433", "Port of the private PostgreSQL cluster."
+    )
+    redis_url: Secret | None = _setting(
+        "REDIS_URL", _url("redis", "rediss"), None, "Redis URL. Unset: stack up runs a private one."
+    )
+    redis_port: int = _setting("REDIS_PORT", parse_port, "6380", "Port of the private Redis.")
+    kafka_bootstrap_servers: str | None = _setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        _servers,
+        None,
+        "Kafka brokers (host:port,...). Unset: stack up runs a private KRaft broker.",
+    )
+    kafka_port: int = _setting("KAFKA_PORT", parse_port, "9092", "Port of the private broker.")
+    kafka_controller_port: int = _setting(
+        "KAFKA_CONTROLLER_PORT", parse_port, "9093", "KRaft controller port of the private broker."
+    )
+    kafka_heap: str = _setting("KAFKA_HEAP", _memory, "1g", "JVM heap of the private broker.")
+    flink_conf_dir: Path = _setting(
+        "FLINK_CONF_DIR",
+        _path,
+        "flink-conf",
+        "Flink configuration folder (config.yaml) for the session cluster and clients.",
+    )
+    watermark_delay: timedelta = _setting(
+        "WATERMARK_DELAY", parse_duration, "30s", "Bounded out-of-orderness of event time."
+    )
+    source_idle_timeout: timedelta = _setting(
+        "SOURCE_IDLE_TIMEOUT",
+        parse_duration,
+        "30s",
+        "A Kafka partition silent this long stops holding the watermark back.",
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")
+    ) -> Settings:
+        """Read the settings from ``environ``, falling back to ``dotenv`` when it exists."""
+        values = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update((k, v) for k, v in read_dotenv(dotenv) if k.startswith(PREFIX))
+        values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+        known = {f.metadata["env"]: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+            msg = f"unknown setting: {', '.join(hints)}; see `creatorpulse settings`"
+            raise SettingsError(msg)
+        parsed: dict[str, Any] = {}
+        for key, f in known.items():
+            raw = values.get(key, f.metadata["default"])
+            if raw is None:
+                parsed[f.name] = None
+                continue
+            try:
+                parsed[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                msg = f"{key}: {exc}"
+                raise SettingsError(msg) from None
+        parsed["state_dir"] = parsed["state_dir"].resolve()
+        parsed["flink_conf_dir"] = parsed["flink_conf_dir"].resolve()
+        return cls(**parsed)
+
+    # --- addresses derived from the settings: one rule for "external, or our own" --------------
+
+    @property
+    def manages_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def manages_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def manages_kafka(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def database_dsn(self) -> Secret:
+        """The PostgreSQL URL to connect to: the configured one, or the private cluster's."""
+        if self.database_url is not None:
+            return self.database_url
+        return Secret(f"postgresql://creatorpulse@127.0.0.1:{self.postgres_port}/creatorpulse")
+
+    @property
+    def redis_dsn(self) -> Secret:
+        if self.redis_url is not None:
+            return self.redis_url
+        return Secret(f"redis://127.0.0.1:{self.redis_port}/0")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """``(env name, shown value, meaning)`` for every setting, secrets masked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                shown = "(unset)"
+            elif isinstance(value, Secret):
+                shown = mask_url(value.reveal())
+            elif isinstance(value, timedelta):
+                shown = f"{value.total_seconds():g}s"
+            else:
+                shown = str(value)
+            rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+        return rows
+
+
+def read_dotenv(path: Path) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` pairs of a ``.env`` file; blank lines and ``#`` comments are skipped."""
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            msg = f"{path}:{number}: expected KEY=VALUE"
+            raise SettingsError(msg)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        pairs.append((key.strip(), value))
+    return pairs

@@ -1,0 +1,220 @@
+"""Kafka: the configured brokers, or a private Apache Kafka 4 broker in KRaft mode.
+
+The private broker runs from a classpath that Maven builds from ``maven/kafka-broker/pom.xml``:
+nothing ships Kafka as a Debian or Python package. It is one node acting as broker and controller,
+formatted once under ``<state>/kafka/data``. Either way, ``up`` ends by creating the topics of
+:mod:`creatorpulse.topics` with their partition counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from creatorpulse.stack.part import Health, Part
+from creatorpulse.stack.process import (
+    ManagedProcess,
+    StackError,
+    port_open,
+    require_free_port,
+    wait_until,
+)
+from creatorpulse.stack.tools import fetch_jars, java_binary
+from creatorpulse.topics import TOPICS, Topic
+
+_LOG4J2 = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log_dir}/server.log
+appender.file.filePattern = {log_dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = SizeBasedTriggeringPolicy
+appender.file.policies.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = warn
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+rootLogger.appenderRef.console.ref = console
+"""
+
+
+class Kafka(Part):
+    name = "kafka"
+
+    @property
+    def managed(self) -> bool:
+        return self.settings.manages_kafka
+
+    @property
+    def address(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    @property
+    def _root(self) -> Path:
+        return self.settings.state_dir / "kafka"
+
+    def processes(self) -> list[ManagedProcess]:
+        if not self.managed:
+            return []
+        marker = str(self._root / "server.properties")
+        return [ManagedProcess("kafka", self.settings.state_dir, marker=marker)]
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 5000})
+
+    def up(self) -> None:
+        if self.managed:
+            self._start_broker()
+        else:
+            self.say(f"kafka: using {self.address}")
+            self._wait_ready(None)
+        self.ensure_topics(list(TOPICS.values()))
+
+    def _start_broker(self) -> None:
+        (proc,) = self.processes()
+        if proc.running():
+            self.say(f"kafka: already running on {self.address}")
+            return
+        s = self.settings
+        require_free_port(self.name, s.kafka_port, "CREATORPULSE_KAFKA_PORT")
+        require_free_port(self.name, s.kafka_controller_port, "CREATORPULSE_KAFKA_CONTROLLER_PORT")
+        java = java_binary()
+        jars = s.state_dir / "jars" / "kafka"
+        self.say("kafka: fetching the broker's jars with Maven (first run only)")
+        fetch_jars("kafka-broker", jars, self.name)
+        classpath = f"{jars}/*"
+        config = self._write_config()
+        if not (self._root / "data" / "meta.properties").exists():
+            self.say("kafka: formatting KRaft storage")
+            fmt = subprocess.run(  # noqa: S603
+                [java, "-cp", classpath, *self._log_opts(), "kafka.tools.StorageTool", "format",
+                 "--standalone", "-t", _cluster_id(), "-c", str(config)],
+                capture_output=True,
+                text=True,
+                timeout=s.start_timeout.total_seconds(),
+                check=False,
+            )
+            if fmt.returncode != 0:
+                detail = (fmt.stdout + fmt.stderr)[-3000:]
+                raise StackError(self.name, "formatting the KRaft storage failed", detail)
+        self.say(f"kafka: starting the broker on {self.address}")
+        proc.spawn(
+            [java, f"-Xms{s.kafka_heap}", f"-Xmx{s.kafka_heap}", "-XX:+UseG1GC",
+             *self._log_opts(), "-cp", classpath, "kafka.Kafka", str(config)]
+        )
+        self._wait_ready(proc)
+
+    def _log_opts(self) -> list[str]:
+        log_dir = self.settings.state_dir / "logs" / "kafka"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log4j = self._root / "log4j2.properties"
+        log4j.write_text(_LOG4J2.format(log_dir=log_dir))
+        return [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={log_dir}"]
+
+    def _write_config(self) -> Path:
+        s = self.settings
+        data = self._root / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port},"
+            f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+        }
+        config = self._root / "server.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        return config
+
+    def _wait_ready(self, proc: ManagedProcess | None) -> None:
+        host, port = self.address.split(",")[0].rsplit(":", 1)
+        # The admin client is made only once the port answers: before that it logs every refusal.
+        wait_until(
+            lambda: True if port_open(host, int(port)) else None,
+            part=self.name,
+            what=f"{host}:{port} accepts connections",
+            timeout=self.settings.start_timeout.total_seconds(),
+            process=proc,
+        )
+        admin = self.admin()
+
+        def ready() -> bool | None:
+            try:
+                metadata = admin.list_topics(timeout=2)
+            except KafkaException:
+                return None
+            return True if metadata.brokers else None
+
+        wait_until(
+            ready,
+            part=self.name,
+            what=f"a broker answers on {self.address}",
+            timeout=self.settings.start_timeout.total_seconds(),
+            process=proc,
+        )
+
+    def ensure_topics(self, topics: list[Topic]) -> None:
+        """Create missing topics; add partitions where a topic has fewer than defined."""
+        admin = self.admin()
+        existing = admin.list_topics(timeout=10).topics
+        new = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=dict(t.config))
+            for t in topics
+            if t.name not in existing
+        ]
+        grow = [
+            NewPartitions(t.name, t.partitions)
+            for t in topics
+            if t.name in existing and len(existing[t.name].partitions) < t.partitions
+        ]
+        futures = {**(admin.create_topics(new) if new else {}),
+                   **(admin.create_partitions(grow) if grow else {})}
+        for name, future in futures.items():
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise StackError(self.name, f"could not create topic {name}: {exc}") from None
+        for t in topics:
+            self.say(f"kafka: topic {t.name} ({t.partitions} partitions)")
+
+    def health(self) -> Health:
+        try:
+            metadata = self.admin().list_topics(timeout=3)
+        except KafkaException:
+            return Health(False, "not reachable")
+        missing = [t.name for t in TOPICS.values() if t.name not in metadata.topics]
+        if missing:
+            return Health(False, f"{len(metadata.brokers)} broker(s); missing topics {missing}")
+        return Health(True, f"{len(metadata.brokers)} broker(s), {len(TOPICS)} topics")
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
