@@ -19,4 +19,4 @@ __version__ = "0.1.0"
 
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "setup.cfg").is_file() and (_checkout / "jobs").is_dir():
-    __path__.append(str(_checkout))  # noqa: F821 - a package's __path__ is set by the import system
+    __path__.append(str(_checkout))

@@ -13,9 +13,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from creatorpulse import __version__
 from creatorpulse.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from creatorpulse.stack import Stack
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -33,9 +37,9 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.sinks.migrate import migrate
     from creatorpulse.stack import Stack
     from creatorpulse.stack.flink import Flink
-    from creatorpulse.sinks.migrate import migrate
 
     stack = Stack(settings, say)
     started = time.monotonic()
@@ -71,18 +75,26 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if _print_status(Stack(settings, say)) else 3
 
 
-def _print_status(stack: object) -> bool:
-    from creatorpulse.stack import Stack
-
-    assert isinstance(stack, Stack)
+def _print_status(stack: Stack) -> bool:
+    rows = [("part", "run by", "health", "address", "detail")]
     healthy = True
-    print(f"{'part':<10} {'run by':<10} {'health':<8} {'address':<48} detail")
     for part, health in stack.status():
         healthy &= health.ok
-        run_by = "stack" if part.managed else "external"
-        state = "up" if health.ok else "DOWN"
-        print(f"{part.name:<10} {run_by:<10} {state:<8} {part.address:<48} {health.detail}")
+        rows.append((part.name, "stack" if part.managed else "external",
+                     "up" if health.ok else "DOWN", part.address, health.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[4]]))
     return healthy
+
+
+def cmd_stack_install(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.stack import Stack
+
+    installed = Stack(settings, say).install()
+    say(f"{len(installed)} jars in place")
+    return 0
 
 
 def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
@@ -95,7 +107,8 @@ def cmd_stack_logs(args: argparse.Namespace, settings: Settings) -> int:
         procs = [p for p in procs if p.name.startswith(args.part)]
         if not procs:
             names = sorted({p.name for p in stack.processes()})
-            print(f"no process named {args.part!r}; choose from {', '.join(names)}", file=sys.stderr)
+            print(f"no process named {args.part!r}; choose from {', '.join(names)}",
+                  file=sys.stderr)
             return 2
     for proc in procs:
         print(f"==> {proc.log_file} <==")
@@ -164,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", choices=["postgres", "redis", "kafka", "flink"],
                    help="start only these parts")
     p.set_defaults(handler=cmd_stack_up)
+    p = stack_commands.add_parser(
+        "install", help="fetch the Kafka broker and Flink connector jars with Maven (idempotent)"
+    )
+    p.set_defaults(handler=cmd_stack_install)
     p = stack_commands.add_parser("down", help="stop what `stack up` started, nothing else")
     p.set_defaults(handler=cmd_stack_down)
     p = stack_commands.add_parser(
@@ -190,9 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: bad configuration: {exc}", file=sys.stderr)
         return 1
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from creatorpulse.stack.process import StackError
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     from creatorpulse.sinks.migrate import MigrationError
+    from creatorpulse.stack.process import StackError
 
     try:
         return int(args.handler(args, settings))

@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config.set("pipeline.name", f"{JOB_NAME} {args.topic}")
     config.set("table.local-time-zone", "UTC")
     # A partition that receives nothing must not hold the watermark back forever.
-    config.set("table.exec.source.idle-timeout", f"{int(settings.source_idle_timeout.total_seconds() * 1000)} ms")
+    idle_ms = int(settings.source_idle_timeout.total_seconds() * 1000)
+    config.set("table.exec.source.idle-timeout", f"{idle_ms} ms")
     t_env.execute_sql(
         observations_source_ddl("observations", settings, topic=args.topic, group_id=args.group_id)
     )

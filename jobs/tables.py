@@ -71,9 +71,10 @@ def observations_source_ddl(
         "json.timestamp-format.standard": "ISO-8601",
         "json.fail-on-missing-field": "true",
     }
+    delay = sql_interval(settings.watermark_delay)
     return (
         f"CREATE TABLE {_identifier(name)} (\n  {columns},\n"
-        f"  WATERMARK FOR `observed_at` AS `observed_at` - {sql_interval(settings.watermark_delay)}\n"
+        f"  WATERMARK FOR `observed_at` AS `observed_at` - {delay}\n"
         f") WITH (\n  {_options(options)}\n)"
     )
 

@@ -57,7 +57,7 @@ def discover(folder: Path = MIGRATIONS) -> list[Migration]:
     for path in sorted(folder.glob("*.sql")):
         match = _FILE.match(path.name)
         if not match:
-            msg = f"{path.name}: expected NNNN_name.sql, NNNN_name.plain.sql or NNNN_name.timescale.sql"
+            msg = f"{path.name}: expected NNNN_name.sql, NNNN_name.plain.sql or .timescale.sql"
             raise MigrationError(msg)
         version, name, variant = int(match.group(1)), match.group(2), match.group(3) or "any"
         found.append(Migration(version, name, variant, path.read_text(encoding="utf-8")))

@@ -8,6 +8,7 @@ modules for how each one starts and how readiness is checked.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from creatorpulse.settings import Settings
 from creatorpulse.stack.flink import Flink
@@ -50,6 +51,10 @@ class Stack:
             part.up()
             timings[part.name] = time.monotonic() - started
         return timings
+
+    def install(self) -> list[Path]:
+        """Fetch every part's jars ahead of ``up`` (for installs on a fresh machine)."""
+        return [path for part in self.parts for path in part.install()]
 
     def down(self) -> list[str]:
         """Stop what ``up`` started, in reverse order; the names of the parts stopped."""

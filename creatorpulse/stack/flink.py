@@ -22,7 +22,7 @@ import yaml
 
 from creatorpulse.stack.part import Health, Part
 from creatorpulse.stack.process import ManagedProcess, StackError, require_free_port, wait_until
-from creatorpulse.stack.tools import fetch_jars, java_binary
+from creatorpulse.stack.tools import MAVEN_DIR, fetch_jars, java_binary
 
 
 def flink_home() -> Path:
@@ -106,15 +106,24 @@ class Flink(Part):
             "JAVA_HOME": str(Path(java_binary()).resolve().parent.parent),
         }
 
-    def install_connectors(self) -> list[Path]:
-        """Fetch the connector jars and copy them into PyFlink's ``lib/`` (idempotent)."""
-        jars = fetch_jars("flink-connectors", self.settings.state_dir / "jars" / "flink", self.name)
-        lib = flink_home() / "lib"
+    def install(self) -> list[Path]:
+        """Fetch the connector jars into PyFlink's ``lib/`` and put ``flink`` on the venv's PATH.
+
+        Idempotent: Maven runs only when the pom changed, jars are copied only when different.
+        """
+        self.say("flink: connector jars (Maven fetches them on the first run)")
+        pom = MAVEN_DIR / "flink-connectors" / "pom.xml"
+        jars = fetch_jars(pom, self.settings.state_dir / "jars" / "flink", self.name)
+        home = flink_home()
         for jar in jars:
-            target = lib / jar.name
+            target = home / "lib" / jar.name
             if not target.exists() or target.stat().st_size != jar.stat().st_size:
                 shutil.copy2(jar, target)
-        return [lib / jar.name for jar in jars]
+        # bin/flink resolves its own symlinks to find the Flink home, so a link is enough.
+        client = Path(sys.prefix) / "bin" / "flink"
+        if not client.exists():
+            client.symlink_to(home / "bin" / "flink")
+        return [home / "lib" / jar.name for jar in jars]
 
     def up(self) -> None:
         jm, tm = self.processes()
@@ -129,9 +138,9 @@ class Flink(Part):
         require_free_port(
             self.name, int(config.get("jobmanager.rpc.port", 6123)), "jobmanager.rpc.port"
         )
-        self.say("flink: fetching the connector jars with Maven (first run only)")
-        installed = self.install_connectors()
-        self.say(f"flink: connectors in {installed[0].parent}: {', '.join(p.name for p in installed)}")
+        installed = self.install()
+        names = ", ".join(p.name for p in installed)
+        self.say(f"flink: connectors in {installed[0].parent}: {names}")
         for folder in ("checkpoints", "savepoints", "tmp", "uploads", "run"):
             (self._root / folder).mkdir(parents=True, exist_ok=True)
         (self.settings.state_dir / "logs" / "flink").mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from creatorpulse.stack.process import (
     require_free_port,
     wait_until,
 )
-from creatorpulse.stack.tools import fetch_jars, java_binary
+from creatorpulse.stack.tools import MAVEN_DIR, fetch_jars, java_binary
 from creatorpulse.topics import TOPICS, Topic
 
 _LOG4J2 = """\
@@ -92,14 +92,11 @@ class Kafka(Part):
         require_free_port(self.name, s.kafka_port, "CREATORPULSE_KAFKA_PORT")
         require_free_port(self.name, s.kafka_controller_port, "CREATORPULSE_KAFKA_CONTROLLER_PORT")
         java = java_binary()
-        jars = s.state_dir / "jars" / "kafka"
-        self.say("kafka: fetching the broker's jars with Maven (first run only)")
-        fetch_jars("kafka-broker", jars, self.name)
-        classpath = f"{jars}/*"
+        classpath = f"{self.install()[0].parent}/*"
         config = self._write_config()
         if not (self._root / "data" / "meta.properties").exists():
             self.say("kafka: formatting KRaft storage")
-            fmt = subprocess.run(  # noqa: S603
+            fmt = subprocess.run(
                 [java, "-cp", classpath, *self._log_opts(), "kafka.tools.StorageTool", "format",
                  "--standalone", "-t", _cluster_id(), "-c", str(config)],
                 capture_output=True,
@@ -116,6 +113,14 @@ class Kafka(Part):
              *self._log_opts(), "-cp", classpath, "kafka.Kafka", str(config)]
         )
         self._wait_ready(proc)
+
+    def install(self) -> list[Path]:
+        """Fetch the broker's classpath with Maven (a no-op once done for this pom)."""
+        if not self.managed:
+            return []
+        self.say("kafka: broker jars (Maven fetches them on the first run)")
+        pom = MAVEN_DIR / "kafka-broker" / "pom.xml"
+        return fetch_jars(pom, self.settings.state_dir / "jars" / "kafka", self.name)
 
     def _log_opts(self) -> list[str]:
         log_dir = self.settings.state_dir / "logs" / "kafka"
@@ -184,7 +189,8 @@ class Kafka(Part):
         admin = self.admin()
         existing = admin.list_topics(timeout=10).topics
         new = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=dict(t.config))
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1,
+                     config=dict(t.config))
             for t in topics
             if t.name not in existing
         ]
@@ -202,7 +208,7 @@ class Kafka(Part):
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise StackError(self.name, f"could not create topic {name}: {exc}") from None
         for t in topics:
-            self.say(f"kafka: topic {t.name} ({t.partitions} partitions)")
+            self.say(f"kafka: topic {t.name}, {t.partitions} partition(s)")
 
     def health(self) -> Health:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from creatorpulse.settings import Settings
 from creatorpulse.stack.process import ManagedProcess
@@ -44,6 +45,10 @@ class Part(ABC):
     @abstractmethod
     def processes(self) -> list[ManagedProcess]:
         """The processes this part starts, in start order (empty when external)."""
+
+    def install(self) -> list[Path]:
+        """Fetch what this part needs to run (jars); the files installed. Idempotent."""
+        return []
 
     @abstractmethod
     def up(self) -> None: ...

@@ -94,7 +94,7 @@ class Postgres(Part):
             entry = pwd.getpwnam(user)
             for path in (self._root, self._data):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        proc = subprocess.run(  # noqa: S603
+        proc = subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(self._data), "-U", ROLE, "--auth=trust",
              "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
             capture_output=True,
@@ -114,7 +114,8 @@ class Postgres(Part):
                 return True
             except psycopg.OperationalError as exc:
                 if proc is None and "password" in str(exc).lower():
-                    raise StackError(self.name, "authentication failed for the configured URL") from None
+                    msg = "authentication failed for the configured URL"
+                    raise StackError(self.name, msg) from None
                 return None
 
         wait_until(

@@ -19,6 +19,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Children started by this Python process, kept so that they can be reaped (and so that Popen
+# does not warn about a child still running when its object is collected).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class StackError(RuntimeError):
     """A part of the local stack could not start, stop or be reached; the message says why."""
@@ -78,7 +82,7 @@ class ManagedProcess:
         with self.log_file.open("ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
             log.flush()
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by the stack, not from input
+            proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -88,6 +92,7 @@ class ManagedProcess:
                 user=user,
                 start_new_session=True,
             )
+        _children[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -194,7 +199,6 @@ def _alive(pid: int) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our child (stack up and down in one run)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]

@@ -47,7 +47,10 @@ class Redis(Part):
             return
         server = shutil.which("redis-server")
         if server is None:
-            msg = "redis-server is not installed: `apt-get install redis-server`, or set CREATORPULSE_REDIS_URL"
+            msg = (
+                "redis-server is not installed: `apt-get install redis-server`, "
+                "or set CREATORPULSE_REDIS_URL"
+            )
             raise StackError(self.name, msg)
         port = self.settings.redis_port
         require_free_port(self.name, port, "CREATORPULSE_REDIS_PORT")

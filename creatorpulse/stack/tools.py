@@ -29,7 +29,7 @@ def java_binary() -> str:
             f"need Java {MIN_JAVA}+: `apt-get install openjdk-17-jre-headless` or set JAVA_HOME"
         )
         raise StackError("java", msg)
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [java, "-version"], capture_output=True, text=True, check=False
     ).stderr
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -42,12 +42,11 @@ def java_binary() -> str:
     return java
 
 
-def fetch_jars(pom: str, dest: Path, part: str) -> list[Path]:
-    """Copy the dependencies of ``maven/<pom>/pom.xml`` into ``dest`` with Maven, once per pom.
+def fetch_jars(pom_file: Path, dest: Path, part: str) -> list[Path]:
+    """Copy the dependencies of ``pom_file`` into ``dest`` with Maven, once per pom content.
 
     A stamp holding the pom's hash makes this a no-op until the pom changes.
     """
-    pom_file = MAVEN_DIR / pom / "pom.xml"
     digest = hashlib.sha256(pom_file.read_bytes()).hexdigest()
     stamp = dest / ".pom-sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest:
@@ -59,7 +58,7 @@ def fetch_jars(pom: str, dest: Path, part: str) -> list[Path]:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [mvn, "-B", "-q", "-f", str(pom_file), "dependency:copy-dependencies",
          f"-DoutputDirectory={dest}"],
         capture_output=True,
@@ -69,7 +68,7 @@ def fetch_jars(pom: str, dest: Path, part: str) -> list[Path]:
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
         detail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        msg = f"could not fetch the jars of {pom_file} from Maven Central (mvn exit {proc.returncode})"
+        msg = f"could not fetch the jars of {pom_file} from Maven Central (exit {proc.returncode})"
         raise StackError(part, msg, detail)
     stamp.write_text(digest + "\n")
     return sorted(dest.glob("*.jar"))

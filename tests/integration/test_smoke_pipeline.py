@@ -1,0 +1,136 @@
+"""The riskiest wiring, end to end: confluent-kafka -> Flink SQL with a watermark -> JDBC upsert.
+
+Observations are produced to a topic of this test's own; jobs/smoke.py is submitted to the
+session cluster with `flink run`, the way a data engineer would; the windowed counts it upserts
+into PostgreSQL must equal the counts computed here from the same observations.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from creatorpulse.observation import ContentKind, Observation, Platform
+from creatorpulse.settings import Settings
+from creatorpulse.stack.flink import Flink
+from creatorpulse.stack.process import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def topic(admin: AdminClient, unique: str) -> Iterator[str]:
+    name = f"smoke.{unique}"
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+@pytest.fixture
+def table(db: psycopg.Connection, unique: str) -> Iterator[str]:
+    name = f"smoke_counts_{unique}"
+    db.execute(f"CREATE TABLE {name} (platform text, window_start timestamptz, "
+               "observations bigint NOT NULL, PRIMARY KEY (platform, window_start))")
+    yield name
+    db.execute(f"DROP TABLE {name}")
+
+
+def observations(rng: random.Random) -> list[Observation]:
+    """Readings over three minutes of event time, shuffled within the watermark bound."""
+    readings = []
+    for i in range(300):
+        at = T0 + timedelta(milliseconds=rng.randrange(180_000))
+        readings.append(Observation.create(
+            platform=rng.choice([Platform.X, Platform.TIKTOK, Platform.YOUTUBE]),
+            account_id=f"acct-{rng.randrange(20)}", influencer_id="inf-1",
+            content_id=f"post-{i}", content_kind=ContentKind.POST, metric="likes",
+            value=rng.randrange(10_000), observed_at=at))
+    readings.sort(key=lambda o: o.observed_at)
+    # Disorder of up to 2 s, inside the job's 5 s watermark bound: nothing is late.
+    for i in range(0, len(readings) - 1, 3):
+        if readings[i + 1].observed_at - readings[i].observed_at < timedelta(seconds=2):
+            readings[i], readings[i + 1] = readings[i + 1], readings[i]
+    return readings
+
+
+def produce(settings: Settings, topic: str, readings: list[Observation]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
+                         "enable.idempotence": True})
+    failures: list[str] = []
+
+    def delivered(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for o in readings:
+        producer.produce(topic, o.to_json(), key=o.key, on_delivery=delivered)
+    # One reading far ahead on every partition moves the watermark past the three minutes.
+    for partition in (0, 1):
+        ahead = Observation.create(
+            platform=Platform.X, account_id="clock", influencer_id="inf-1", content_id="tick",
+            content_kind=ContentKind.POST, metric="likes", value=0,
+            observed_at=T0 + timedelta(minutes=30))
+        producer.produce(topic, ahead.to_json(), key=ahead.key, partition=partition,
+                         on_delivery=delivered)
+    assert producer.flush(30) == 0 and failures == []
+
+
+def submit(settings: Settings, topic: str, table: str) -> str:
+    flink = Flink(settings, lambda _: None)
+    env = {**flink.environment(), "CREATORPULSE_WATERMARK_DELAY": "5s"}
+    result = subprocess.run(
+        [str(Path(sys.prefix) / "bin" / "flink"), "run", "-d", "-py", "jobs/smoke.py",
+         "-pyclientexec", sys.executable, "--topic", topic, "--table", table,
+         "--group-id", f"{topic}.job"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    match = re.search(r"JobID ([0-9a-f]{32})", result.stdout)
+    assert match, result.stdout[-3000:] + result.stderr[-3000:]
+    return match.group(1)
+
+
+def rest(method: str, path: str) -> dict[str, object]:
+    request = urllib.request.Request(f"http://localhost:8081{path}", method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    return json.loads(body) if body else {}
+
+
+def test_windowed_counts_reach_postgres(
+    settings: Settings, topic: str, table: str, db: psycopg.Connection
+) -> None:
+    readings = observations(random.Random(20261123))
+    expected = Counter(
+        (o.platform.value, o.observed_at.replace(second=0, microsecond=0)) for o in readings)
+    produce(settings, topic, readings)
+    job_id = submit(settings, topic, table)
+    try:
+        def rows() -> dict[tuple[str, datetime], int] | None:
+            got = {(p, w): n for p, w, n in db.execute(f"SELECT * FROM {table}").fetchall()}
+            return got if got == expected else None
+
+        wait_until(rows, part="smoke", what=f"the counts of {len(readings)} observations are in "
+                   f"{table}", timeout=180)
+        job = rest("GET", f"/jobs/{job_id}")
+        assert job["state"] == "RUNNING"
+        assert job["name"] == f"creatorpulse-smoke {topic}"
+        # The window 30 minutes ahead has not closed: nothing beyond the three minutes is written.
+        latest = db.execute(f"SELECT max(window_start) FROM {table}").fetchone()
+        assert latest is not None and latest[0] == T0 + timedelta(minutes=2)
+    finally:
+        rest("PATCH", f"/jobs/{job_id}?mode=cancel")
+        wait_until(lambda: rest("GET", f"/jobs/{job_id}")["state"] == "CANCELED" or None,
+                   part="smoke", what="the job is cancelled", timeout=60)

@@ -1,0 +1,55 @@
+"""Managed processes: started detached, recognised by marker, stopped only when ours."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from creatorpulse.stack.process import ManagedProcess, StackError, tail_file, wait_until
+
+SLEEPER = [sys.executable, "-c", "import sys, time; print('hello', flush=True); time.sleep(120)"]
+
+
+def test_spawn_stop_and_log(tmp_path: Path) -> None:
+    proc = ManagedProcess("sleeper", tmp_path, marker="time.sleep(120)")
+    pid = proc.spawn(SLEEPER)
+    assert proc.pid() == pid and proc.running()
+    wait_until(lambda: True if "hello" in proc.tail() else None, part="t", what="it greets",
+               timeout=10)
+    assert proc.stop(timeout=10)
+    assert not proc.running() and not proc.pid_file.exists()
+    assert "starting sleeper" in tail_file(proc.log_file)
+
+
+def test_a_pid_file_pointing_at_someone_elses_process_is_never_signalled(tmp_path: Path) -> None:
+    proc = ManagedProcess("impostor", tmp_path, marker="a marker this test process lacks")
+    proc.pid_file.parent.mkdir(parents=True)
+    proc.pid_file.write_text(f"{os.getpid()}\n")
+    assert proc.pid() is None
+    assert proc.stop() is False  # and this test process is still alive to assert it
+
+
+def test_a_stale_pid_file_is_cleaned_up(tmp_path: Path) -> None:
+    proc = ManagedProcess("gone", tmp_path, marker="x")
+    proc.pid_file.parent.mkdir(parents=True)
+    proc.pid_file.write_text("999999999\n")
+    assert proc.pid() is None and not proc.pid_file.exists()
+
+
+def test_wait_until_fails_early_with_the_log_when_the_process_dies(tmp_path: Path) -> None:
+    proc = ManagedProcess("crasher", tmp_path, marker="raise SystemExit")
+    proc.spawn([sys.executable, "-c", "print('boom: bad config'); raise SystemExit(3)"])
+    with pytest.raises(StackError, match="exited while waiting") as err:
+        wait_until(lambda: None, part="crasher", what="never", timeout=60, process=proc)
+    assert "boom: bad config" in err.value.log_tail
+
+
+def test_wait_until_times_out_with_the_last_error() -> None:
+    def refuse() -> None:
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(StackError, match=r"not ready after 0s.*refused"):
+        wait_until(refuse, part="p", what="it answers", timeout=0.3, interval=0.05)
