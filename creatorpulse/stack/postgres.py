@@ -94,6 +94,14 @@ class Postgres(Part):
             entry = pwd.getpwnam(user)
             for path in (self._root, self._data):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+            probe = subprocess.run(["test", "-w", str(self._data)], user=user, check=False)
+            if probe.returncode != 0:
+                msg = (
+                    f"the '{user}' user that runs the server cannot reach {self._data} (a parent "
+                    "folder is closed to other users); set CREATORPULSE_STATE_DIR to a folder "
+                    "under a world-searchable one, such as /var/tmp/creatorpulse"
+                )
+                raise StackError(self.name, msg)
         proc = subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(self._data), "-U", ROLE, "--auth=trust",
              "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],

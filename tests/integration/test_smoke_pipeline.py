@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -102,7 +103,7 @@ def submit(settings: Settings, topic: str, table: str) -> str:
     return match.group(1)
 
 
-def rest(method: str, path: str) -> dict[str, object]:
+def rest(method: str, path: str) -> Any:
     request = urllib.request.Request(f"http://localhost:8081{path}", method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read()
@@ -130,6 +131,15 @@ def test_windowed_counts_reach_postgres(
         # The window 30 minutes ahead has not closed: nothing beyond the three minutes is written.
         latest = db.execute(f"SELECT max(window_start) FROM {table}").fetchone()
         assert latest is not None and latest[0] == T0 + timedelta(minutes=2)
+        # flink-conf/config.yaml is in force: exactly-once checkpoints, kept under the state folder.
+        config = rest("GET", f"/jobs/{job_id}/checkpoints/config")
+        assert config["mode"] == "exactly_once"
+        assert config["externalization"] == {"enabled": True, "delete_on_cancellation": False}
+        stats = wait_until(
+            lambda: (c := rest("GET", f"/jobs/{job_id}/checkpoints"))["counts"]["completed"] and c,
+            part="smoke", what="a checkpoint completes", timeout=120)
+        path = stats["latest"]["completed"]["external_path"]
+        assert str(settings.state_dir / "flink" / "checkpoints" / job_id) in path
     finally:
         rest("PATCH", f"/jobs/{job_id}?mode=cancel")
         wait_until(lambda: rest("GET", f"/jobs/{job_id}")["state"] == "CANCELED" or None,

@@ -118,3 +118,13 @@ def test_down_leaves_alone_what_up_did_not_start(tmp_path: Path, settings: Setti
     other = Settings.from_env({**os.environ, "CREATORPULSE_STATE_DIR": str(tmp_path)})
     assert Stack(other, lambda _: None).down() == []
     assert all(h.ok for _, h in Stack(settings, lambda _: None).status())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to the postgres user")
+def test_a_state_folder_the_postgres_user_cannot_reach_is_reported(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    result = run_cli("stack", "up", "--only", "postgres", env={
+        "CREATORPULSE_STATE_DIR": str(closed / "state"), "CREATORPULSE_POSTGRES_PORT": "15433"})
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr and "CREATORPULSE_STATE_DIR" in result.stderr
