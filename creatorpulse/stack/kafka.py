@@ -27,27 +27,17 @@ from creatorpulse.stack.process import (
 from creatorpulse.stack.tools import MAVEN_DIR, fetch_jars, java_binary
 from creatorpulse.topics import TOPICS, Topic
 
+# The broker logs to standard output, which stack up appends to <state>/logs/kafka.log.
 _LOG4J2 = """\
 status = warn
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = {log_dir}/server.log
-appender.file.filePattern = {log_dir}/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = SizeBasedTriggeringPolicy
-appender.file.policies.size = 50MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 3
 appender.console.type = Console
 appender.console.name = console
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = [%d] %p %m (%c)%n
-appender.console.filter.threshold.type = ThresholdFilter
-appender.console.filter.threshold.level = warn
 rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
 rootLogger.appenderRef.console.ref = console
+logger.state.name = state.change.logger
+logger.state.level = warn
 """
 
 
@@ -123,11 +113,9 @@ class Kafka(Part):
         return fetch_jars(pom, self.settings.state_dir / "jars" / "kafka", self.name)
 
     def _log_opts(self) -> list[str]:
-        log_dir = self.settings.state_dir / "logs" / "kafka"
-        log_dir.mkdir(parents=True, exist_ok=True)
         log4j = self._root / "log4j2.properties"
-        log4j.write_text(_LOG4J2.format(log_dir=log_dir))
-        return [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={log_dir}"]
+        log4j.write_text(_LOG4J2)
+        return [f"-Dlog4j2.configurationFile={log4j}"]
 
     def _write_config(self) -> Path:
         s = self.settings
