@@ -44,7 +44,7 @@ def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
     stack = Stack(settings, say)
     started = time.monotonic()
     timings = stack.up(only=args.only)
-    if not args.only or "postgres" in args.only:
+    if "postgres" in timings:
         import psycopg
 
         with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as conn:
@@ -52,12 +52,13 @@ def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
     say(f"stack up in {time.monotonic() - started:.1f}s "
         f"({', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})")
     print()
-    _print_status(stack)
-    flink = stack.part("flink")
-    assert isinstance(flink, Flink)
-    print(f"\nFlink web UI: {flink.address}")
-    print(f"Submit a job: FLINK_CONF_DIR={settings.flink_conf_dir} "
-          f"{sys.prefix}/bin/flink run -py jobs/<job>.py -pyclientexec {sys.executable}")
+    _print_status(stack, only=list(timings))
+    if "flink" in timings:
+        flink = stack.part("flink")
+        assert isinstance(flink, Flink)
+        print(f"\nFlink web UI: {flink.address}")
+        print(f"Submit a job: FLINK_CONF_DIR={settings.flink_conf_dir} "
+              f"{sys.prefix}/bin/flink run -d -py jobs/<job>.py -pyclientexec {sys.executable}")
     return 0
 
 
@@ -75,10 +76,13 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if _print_status(Stack(settings, say)) else 3
 
 
-def _print_status(stack: Stack) -> bool:
+def _print_status(stack: Stack, only: list[str] | None = None) -> bool:
+    """A table of the parts (or ``only`` those); True when all of them are healthy."""
     rows = [("part", "run by", "health", "address", "detail")]
     healthy = True
     for part, health in stack.status():
+        if only is not None and part.name not in only:
+            continue
         healthy &= health.ok
         rows.append((part.name, "stack" if part.managed else "external",
                      "up" if health.ok else "DOWN", part.address, health.detail))
