@@ -135,9 +135,11 @@ def test_windowed_counts_reach_postgres(
         config = rest("GET", f"/jobs/{job_id}/checkpoints/config")
         assert config["mode"] == "exactly_once"
         assert config["externalization"] == {"enabled": True, "delete_on_cancellation": False}
-        stats = wait_until(
-            lambda: (c := rest("GET", f"/jobs/{job_id}/checkpoints"))["counts"]["completed"] and c,
-            part="smoke", what="a checkpoint completes", timeout=120)
+        def completed() -> Any:
+            stats = rest("GET", f"/jobs/{job_id}/checkpoints")
+            return stats if stats["counts"]["completed"] > 0 else None
+
+        stats = wait_until(completed, part="smoke", what="a checkpoint completes", timeout=120)
         path = stats["latest"]["completed"]["external_path"]
         assert str(settings.state_dir / "flink" / "checkpoints" / job_id) in path
     finally:
