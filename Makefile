@@ -13,7 +13,7 @@ CP := $(BIN)/creatorpulse
 DEBIAN_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven python3-venv
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test unit integration install system-packages jars up down status logs lint clean
+.PHONY: help demo test unit jobs integration install system-packages jars up down status logs lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,10 +23,13 @@ demo: install up ## install, start PostgreSQL, Redis, Kafka and Flink, and show 
 	@echo "CreatorPulse is up. Flink web UI: http://localhost:8081"
 	@echo "  status: $(CP) stack status    logs: $(CP) stack logs [part]    stop: make down"
 
-test: install up unit integration ## install, start the stack, run unit then integration tests
+test: install up unit jobs integration ## install, start the stack, run unit, job-logic and integration tests
 
 unit: $(VENV)/.installed ## unit tests only (no network, seconds)
 	$(BIN)/pytest tests/unit
+
+jobs: $(VENV)/.installed ## the Flink jobs' logic in a local batch Flink against the oracle (no services)
+	$(BIN)/pytest tests/jobs
 
 integration: $(VENV)/.installed ## integration tests against the running stack
 	$(BIN)/pytest tests/integration

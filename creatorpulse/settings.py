@@ -79,6 +79,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def format_duration(delta: timedelta) -> str:
+    """The shortest exact form that :func:`parse_duration` reads back (``90s``, ``5m``, ``7d``)."""
+    ms = round(delta.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
 def parse_bool(text: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off``; anything else is an error."""
     lowered = text.strip().lower()
@@ -132,6 +141,34 @@ def _servers(text: str) -> str:
         msg = f"expected host:port[,host:port...], got {text!r}"
         raise ValueError(msg)
     return ",".join(hosts)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A sliding window: ``name`` (as written, e.g. ``24h``), its size and how often it slides."""
+
+    name: str
+    size: timedelta
+    slide: timedelta
+
+
+def parse_windows(text: str) -> tuple[WindowSpec, ...]:
+    """``SIZE/SLIDE[,SIZE/SLIDE...]``, e.g. ``1h/1m,24h/5m,7d/1h``; the slide divides the size."""
+    specs = []
+    for item in (part.strip() for part in text.split(",")):
+        size_text, sep, slide_text = item.partition("/")
+        if not sep:
+            msg = f"expected SIZE/SLIDE such as 1h/1m, got {item!r}"
+            raise ValueError(msg)
+        size, slide = parse_duration(size_text), parse_duration(slide_text)
+        if not timedelta(0) < slide <= size or size % slide:
+            msg = f"{item!r}: the slide must be positive and divide the size"
+            raise ValueError(msg)
+        specs.append(WindowSpec(size_text.strip(), size, slide))
+    if len({s.name for s in specs}) != len(specs):
+        msg = f"window sizes must differ, got {text!r}"
+        raise ValueError(msg)
+    return tuple(specs)
 
 
 def _path(text: str) -> Path:
@@ -198,13 +235,29 @@ class Settings:
         "Flink configuration folder (config.yaml) for the session cluster and clients.",
     )
     watermark_delay: timedelta = _setting(
-        "WATERMARK_DELAY", parse_duration, "30s", "Bounded out-of-orderness of event time."
+        "WATERMARK_DELAY",
+        parse_duration,
+        "5s",
+        "Bounded out-of-orderness of event time; later readings go to the late topic.",
     )
     source_idle_timeout: timedelta = _setting(
         "SOURCE_IDLE_TIMEOUT",
         parse_duration,
         "30s",
         "A Kafka partition silent this long stops holding the watermark back.",
+    )
+
+    windows: tuple[WindowSpec, ...] = _setting(
+        "WINDOWS",
+        parse_windows,
+        "1h/1m,24h/5m,7d/1h",
+        "Sliding windows of the engagement job, SIZE/SLIDE, comma-separated.",
+    )
+    state_ttl: timedelta = _setting(
+        "STATE_TTL",
+        parse_duration,
+        "8d",
+        "How long Flink keeps a counter's or event id's state after its last reading.",
     )
 
     @classmethod
@@ -236,6 +289,11 @@ class Settings:
             except ValueError as exc:
                 msg = f"{key}: {exc}"
                 raise SettingsError(msg) from None
+        largest = max(w.size for w in parsed["windows"])
+        if parsed["state_ttl"] <= largest:
+            msg = (f"{PREFIX}STATE_TTL: must be longer than the largest window "
+                   f"({format_duration(largest)}), or windows would lose their counters' state")
+            raise SettingsError(msg)
         parsed["state_dir"] = parsed["state_dir"].resolve()
         parsed["flink_conf_dir"] = parsed["flink_conf_dir"].resolve()
         return cls(**parsed)
@@ -281,7 +339,9 @@ class Settings:
             elif isinstance(value, Secret):
                 shown = mask_url(value.reveal())
             elif isinstance(value, timedelta):
-                shown = f"{value.total_seconds():g}s"
+                shown = format_duration(value)
+            elif f.name == "windows":
+                shown = ",".join(f"{w.name}/{format_duration(w.slide)}" for w in value)
             else:
                 shown = str(value)
             rows.append((f.metadata["env"], shown, f.metadata["doc"]))

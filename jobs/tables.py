@@ -53,13 +53,17 @@ def observations_source_ddl(
     topic: str,
     group_id: str,
     startup_mode: str = "group-offsets",
+    processing_time: str | None = None,
 ) -> str:
     """A Kafka table of observations with an event-time watermark on ``observed_at``.
 
     ``startup_mode`` is Flink's ``scan.startup.mode``; with ``group-offsets`` a group that has no
-    committed offsets yet starts from the earliest record.
+    committed offsets yet starts from the earliest record. ``processing_time`` adds a computed
+    processing-time column of that name.
     """
     columns = ",\n  ".join(f"{_identifier(col)} {kind}" for col, kind in flink_columns())
+    if processing_time:
+        columns += f",\n  {_identifier(processing_time)} AS PROCTIME()"
     options = {
         "connector": "kafka",
         "topic": topic,
@@ -116,3 +120,27 @@ def jdbc_sink_ddl(
         f"CREATE TABLE {_identifier(name)} (\n  {cols},\n  PRIMARY KEY ({key}) NOT ENFORCED\n"
         f") WITH (\n  {_options(jdbc_options(settings, table))}\n)"
     )
+
+
+def kafka_sink_ddl(
+    name: str,
+    settings: Settings,
+    *,
+    topic: str,
+    key_field: str,
+    columns: Sequence[tuple[str, str]],
+) -> str:
+    """An append-only Kafka table writing JSON values keyed by ``key_field`` (as raw bytes)."""
+    cols = ",\n  ".join(f"{_identifier(col)} {kind}" for col, kind in columns)
+    options = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": settings.kafka_bootstrap,
+        "key.format": "raw",
+        "key.fields": key_field,
+        "value.format": "json",
+        "value.fields-include": "ALL",
+        "value.json.timestamp-format.standard": "ISO-8601",
+        "sink.delivery-guarantee": "at-least-once",
+    }
+    return f"CREATE TABLE {_identifier(name)} (\n  {cols}\n) WITH (\n  {_options(options)}\n)"

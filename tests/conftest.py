@@ -1,4 +1,5 @@
-"""Test tiers by folder: tests/unit touch no network; tests/integration use the running stack."""
+"""Test tiers by folder: tests/unit touch no network; tests/jobs run the Flink jobs' logic in a
+local batch Flink; tests/integration use the running stack."""
 
 from __future__ import annotations
 

@@ -26,7 +26,9 @@ def test_defaults_describe_a_private_local_stack(tmp_path: Path) -> None:
     assert s.database_dsn.reveal() == "postgresql://creatorpulse@127.0.0.1:5433/creatorpulse"
     assert s.redis_dsn.reveal() == "redis://127.0.0.1:6380/0"
     assert s.kafka_bootstrap == "127.0.0.1:9092"
-    assert s.watermark_delay == timedelta(seconds=30)
+    assert s.watermark_delay == timedelta(seconds=5)
+    assert [(w.name, w.slide) for w in s.windows] == [
+        ("1h", timedelta(minutes=1)), ("24h", timedelta(minutes=5)), ("7d", timedelta(hours=1))]
     assert s.state_dir.is_absolute() and s.flink_conf_dir.is_absolute()
 
 
@@ -145,3 +147,19 @@ def test_mask_url_keeps_everything_but_the_password() -> None:
 def test_secret_compares_by_value_without_revealing() -> None:
     assert Secret("a") == Secret("a") != Secret("b")
     assert "a" not in repr(Secret("a"))
+
+
+def test_windows_parse_and_validate() -> None:
+    s = load({"CREATORPULSE_WINDOWS": "10m/1m, 2h/30m"})
+    assert [(w.name, w.size, w.slide) for w in s.windows] == [
+        ("10m", timedelta(minutes=10), timedelta(minutes=1)),
+        ("2h", timedelta(hours=2), timedelta(minutes=30))]
+    assert ("CREATORPULSE_WINDOWS", "10m/1m,2h/30m") in [(e, v) for e, v, _ in s.describe()]
+    for bad in ("1h", "1h/7m", "1m/1h", "1h/1m,1h/5m"):
+        with pytest.raises(SettingsError, match="CREATORPULSE_WINDOWS"):
+            load({"CREATORPULSE_WINDOWS": bad})
+
+
+def test_state_must_outlive_the_largest_window() -> None:
+    with pytest.raises(SettingsError, match="CREATORPULSE_STATE_TTL"):
+        load({"CREATORPULSE_STATE_TTL": "1d"})
