@@ -19,6 +19,7 @@ from creatorpulse import __version__
 from creatorpulse.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from creatorpulse.flink_jobs import FlinkRest
     from creatorpulse.stack import Stack
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -155,6 +156,79 @@ def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rest(settings: Settings) -> FlinkRest:
+    from creatorpulse.flink_jobs import FlinkRest
+    from creatorpulse.stack.flink import Flink
+
+    return FlinkRest(Flink(settings, say).address)
+
+
+def _job_args(args: argparse.Namespace) -> list[str]:
+    rest = list(args.job_args)
+    return rest[1:] if rest[:1] == ["--"] else rest
+
+
+def cmd_jobs_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.flink_jobs import submit
+
+    say(f"submitting jobs/{args.job}.py to the session cluster")
+    job_id = submit(settings, args.job, _job_args(args), savepoint=args.from_savepoint)
+    say(f"job {job_id} submitted; watch it at {_rest(settings).base_url}/#/job/running/{job_id}")
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    jobs = _rest(settings).jobs()
+    if not jobs:
+        print("no jobs")
+    for job in jobs:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(job.start_time_ms / 1000))
+        print(f"{job.job_id}  {job.state:<10} {started} UTC  {job.name}")
+    return 0
+
+
+def _find_job(rest: FlinkRest, wanted: str) -> str:
+    from creatorpulse.flink_jobs import JobError
+
+    for job in rest.jobs():
+        if job.state == "RUNNING" and wanted in (job.job_id, job.name):
+            return job.job_id
+    msg = f"no running job with id or name {wanted!r} (see `creatorpulse jobs list`)"
+    raise JobError(msg)
+
+
+def cmd_jobs_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    rest = _rest(settings)
+    job_id = _find_job(rest, args.job)
+    say(f"cancelling {job_id}")
+    rest.cancel(job_id)
+    say(f"{job_id} cancelled")
+    return 0
+
+
+def cmd_jobs_savepoint(args: argparse.Namespace, settings: Settings) -> int:
+    rest = _rest(settings)
+    job_id = _find_job(rest, args.job)
+    say(f"taking a savepoint of {job_id}{' and stopping it' if args.stop else ''}")
+    say(f"savepoint: {rest.savepoint(job_id, stop=args.stop)}")
+    return 0
+
+
+def cmd_jobs_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Stop the running job with a savepoint and start the current code from it."""
+    from creatorpulse.flink_jobs import submit
+
+    rest = _rest(settings)
+    name = f"creatorpulse-{args.job}"
+    job_id = _find_job(rest, name)
+    say(f"stopping {name} ({job_id}) with a savepoint")
+    location = rest.savepoint(job_id, stop=True)
+    say(f"savepoint at {location}; starting jobs/{args.job}.py from it")
+    new_id = submit(settings, args.job, _job_args(args), savepoint=location)
+    say(f"{name} upgraded: {job_id} -> {new_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="creatorpulse",
@@ -197,6 +271,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(handler=cmd_stack_logs)
 
+    jobs = commands.add_parser(
+        "jobs",
+        help="submit and operate the Flink jobs of jobs/",
+        description="The Flink jobs on the session cluster. Each is also a plain PyFlink program: "
+        "FLINK_CONF_DIR=flink-conf flink run -d -py jobs/<job>.py",
+    )
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    p = job_commands.add_parser("submit", help="submit jobs/<job>.py (flink run -d -py ...)")
+    p.add_argument("job", choices=["engagement", "smoke"])
+    p.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint")
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
+    p.set_defaults(handler=cmd_jobs_submit)
+    p = job_commands.add_parser("list", help="jobs on the cluster, newest first")
+    p.set_defaults(handler=cmd_jobs_list)
+    p = job_commands.add_parser("cancel", help="cancel a running job")
+    p.add_argument("job", help="job id or name")
+    p.set_defaults(handler=cmd_jobs_cancel)
+    p = job_commands.add_parser("savepoint", help="take a savepoint of a running job")
+    p.add_argument("job", help="job id or name")
+    p.add_argument("--stop", action="store_true", help="stop the job once the savepoint is taken")
+    p.set_defaults(handler=cmd_jobs_savepoint)
+    p = job_commands.add_parser(
+        "upgrade", help="stop a running job with a savepoint and start the current code from it"
+    )
+    p.add_argument("job", choices=["engagement"])
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
+    p.set_defaults(handler=cmd_jobs_upgrade)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
@@ -214,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    from creatorpulse.flink_jobs import JobError
     from creatorpulse.sinks.migrate import MigrationError
     from creatorpulse.stack.process import StackError
 
@@ -224,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.log_tail:
             print(f"--- last lines of the {exc.part} log ---\n{exc.log_tail}", file=sys.stderr)
         return 1
-    except MigrationError as exc:
+    except (MigrationError, JobError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

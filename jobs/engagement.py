@@ -2,9 +2,9 @@
 
 The semantics (DESIGN.md, "The observation model"):
 
-1. Readings later than the watermark (``CREATORPULSE_WATERMARK_DELAY`` behind the newest event
+1. Duplicates (same ``event_id``) are dropped; Flink forgets an id after ``CREATORPULSE_STATE_TTL``.
+2. Readings later than the watermark (``CREATORPULSE_WATERMARK_DELAY`` behind the newest event
    time) are *late*: they go to the late topic and the raw log, never into the figures below.
-2. Duplicates (same ``event_id``) are dropped; Flink forgets an id after ``CREATORPULSE_STATE_TTL``.
 3. A counter is (platform, account, content, metric). Its readings, in event-time order, become
    *gains*: each reading minus the previous one (negative when a counter falls). The first
    reading is a baseline with no gain. Because readings are ordered by event time before the
@@ -99,14 +99,15 @@ def build(
     t_env.create_temporary_view("cp_input", observations)
     late = "COALESCE(observed_at < CURRENT_WATERMARK(observed_at), FALSE)" if streaming else "FALSE"
     sql = t_env.execute_sql
-    sql(f"CREATE TEMPORARY VIEW cp_checked AS SELECT *, {late} AS late FROM cp_input")
+    # Duplicates go first, so that a late copy of a reading already counted is not "late".
     sql(f"""
         CREATE TEMPORARY VIEW cp_unique AS
         SELECT {_OBSERVATION_COLUMNS} FROM (
             SELECT *, ROW_NUMBER() OVER (
                 PARTITION BY event_id ORDER BY {"proc" if streaming else "observed_at"}) AS rn
-            FROM cp_checked WHERE NOT late)
+            FROM cp_input)
         WHERE rn = 1""")
+    sql(f"CREATE TEMPORARY VIEW cp_checked AS SELECT *, {late} AS late FROM cp_unique")
     sql(f"""
         CREATE TEMPORARY VIEW cp_gains AS
         SELECT influencer_id, platform, account_id, content_id, metric, observed_at,
@@ -119,7 +120,7 @@ def build(
                 LAG(`value`) OVER w AS prev_value,
                 LAG(prank) OVER w AS prev_prank,
                 COUNT(*) OVER w AS seq
-            FROM (SELECT *, {_PROVENANCE_RANK} AS prank FROM cp_unique)
+            FROM (SELECT *, {_PROVENANCE_RANK} AS prank FROM cp_checked WHERE NOT late)
             WINDOW w AS (
                 PARTITION BY platform, account_id, content_id, metric ORDER BY observed_at))
         WHERE prev_value IS NOT NULL""")
@@ -131,7 +132,10 @@ def build(
                packed
         FROM cp_gains""")
 
-    raw_log = t_env.sql_query(f"SELECT {_OBSERVATION_COLUMNS}, late FROM cp_checked")
+    # JDBC has no TIMESTAMP_LTZ: the raw log gets the UTC wall time (the session zone is UTC).
+    wall_time = "CAST(observed_at AS TIMESTAMP(3)) AS observed_at"
+    raw_log = t_env.sql_query(
+        f"SELECT {_OBSERVATION_COLUMNS.replace('observed_at', wall_time)}, late FROM cp_checked")
     late_readings = t_env.sql_query(f"SELECT {_OBSERVATION_COLUMNS} FROM cp_checked WHERE late")
     buckets = t_env.sql_query(f"""
         SELECT influencer_id, platform, metric,
@@ -230,11 +234,10 @@ def _union_all(tables: list[Table]) -> Table:
 
 # --- wiring ------------------------------------------------------------------------------------
 
+OBSERVATION_SINK_COLUMNS = [(c, t.replace(" NOT NULL", "")) for c, t in flink_columns()]
 RAW_LOG_COLUMNS = [
-    ("event_id", "STRING"), ("observed_at", "TIMESTAMP_LTZ(3)"), ("platform", "STRING"),
-    ("account_id", "STRING"), ("influencer_id", "STRING"), ("content_id", "STRING"),
-    ("content_kind", "STRING"), ("metric", "STRING"), ("value", "BIGINT"),
-    ("provenance", "STRING"), ("late", "BOOLEAN"),
+    *((c, "TIMESTAMP(3)" if c == "observed_at" else t) for c, t in OBSERVATION_SINK_COLUMNS),
+    ("late", "BOOLEAN"),
 ]
 BUCKET_COLUMNS = [
     ("influencer_id", "STRING"), ("platform", "STRING"), ("metric", "STRING"),
@@ -285,7 +288,7 @@ def register(t_env: TableEnvironment, settings: Settings, targets: Targets) -> N
                       primary_key=["influencer_id", "platform", "window_name", "window_end",
                                    "figure", "formula"]))
     sql(kafka_sink_ddl("cp_late", settings, topic=targets.late_topic, key_field="account_id",
-                       columns=[(c, t.replace(" NOT NULL", "")) for c, t in flink_columns()]))
+                       columns=OBSERVATION_SINK_COLUMNS))
     sql(kafka_sink_ddl("cp_aggregates", settings, topic=targets.aggregates_topic,
                        key_field="influencer_id", columns=ROLLING_COLUMNS))
 
