@@ -18,9 +18,10 @@ DEBIAN_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven python3
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-demo: install up ## install, start PostgreSQL, Redis, Kafka and Flink, and show where they are
+demo: install up ## install, start the stack and the engagement job, and show where they are
+	$(CP) jobs submit engagement --if-not-running
 	@echo
-	@echo "CreatorPulse is up. Flink web UI: http://localhost:8081"
+	@echo "CreatorPulse is up. Flink web UI: http://localhost:8081 (job creatorpulse-engagement)"
 	@echo "  status: $(CP) stack status    logs: $(CP) stack logs [part]    stop: make down"
 
 test: install up unit jobs integration ## install, start the stack, run unit, job-logic and integration tests

@@ -163,16 +163,16 @@ def _rest(settings: Settings) -> FlinkRest:
     return FlinkRest(Flink(settings, say).address)
 
 
-def _job_args(args: argparse.Namespace) -> list[str]:
-    rest = list(args.job_args)
-    return rest[1:] if rest[:1] == ["--"] else rest
-
-
 def cmd_jobs_submit(args: argparse.Namespace, settings: Settings) -> int:
     from creatorpulse.flink_jobs import submit
 
+    if args.if_not_running:
+        running = _rest(settings).running(f"creatorpulse-{args.job}")
+        if running is not None:
+            say(f"creatorpulse-{args.job} is already running as {running.job_id}")
+            return 0
     say(f"submitting jobs/{args.job}.py to the session cluster")
-    job_id = submit(settings, args.job, _job_args(args), savepoint=args.from_savepoint)
+    job_id = submit(settings, args.job, args.job_args, savepoint=args.from_savepoint)
     say(f"job {job_id} submitted; watch it at {_rest(settings).base_url}/#/job/running/{job_id}")
     return 0
 
@@ -224,7 +224,7 @@ def cmd_jobs_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     say(f"stopping {name} ({job_id}) with a savepoint")
     location = rest.savepoint(job_id, stop=True)
     say(f"savepoint at {location}; starting jobs/{args.job}.py from it")
-    new_id = submit(settings, args.job, _job_args(args), savepoint=location)
+    new_id = submit(settings, args.job, args.job_args, savepoint=location)
     say(f"{name} upgraded: {job_id} -> {new_id}")
     return 0
 
@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = job_commands.add_parser("submit", help="submit jobs/<job>.py (flink run -d -py ...)")
     p.add_argument("job", choices=["engagement", "smoke"])
     p.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint")
-    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
+    p.add_argument("--if-not-running", action="store_true",
+                   help="do nothing when a job of that name is already running")
+    p.add_argument("job_args", nargs="*", help="arguments for the job, after --")
     p.set_defaults(handler=cmd_jobs_submit)
     p = job_commands.add_parser("list", help="jobs on the cluster, newest first")
     p.set_defaults(handler=cmd_jobs_list)
@@ -296,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="stop a running job with a savepoint and start the current code from it"
     )
     p.add_argument("job", choices=["engagement"])
-    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
+    p.add_argument("job_args", nargs="*", help="arguments for the job, after --")
     p.set_defaults(handler=cmd_jobs_upgrade)
 
     db = commands.add_parser("db", help="database schema")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -46,7 +46,9 @@ class Run:
     def table(self, name: str) -> str:
         return f"{name}_{self.unique}"
 
-    def produce(self, readings: list[Observation], *, clock_at: datetime | None = None) -> None:
+    def produce(self, readings: list[Observation], *, clock_at: datetime | None = None,
+                partitions: range = range(PARTITIONS)) -> None:
+        """Readings keyed by account, or all into ``partitions`` when it is a single one."""
         producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
                              "enable.idempotence": True, "linger.ms": 20})
         errors: list[str] = []
@@ -55,13 +57,14 @@ class Run:
             if err is not None:
                 errors.append(str(err))
 
+        pinned = {"partition": partitions[0]} if len(partitions) == 1 else {}
         for o in readings:
             producer.produce(self.topics["observations"], o.to_json(), key=o.key,
-                             on_delivery=delivered)
+                             on_delivery=delivered, **pinned)
             producer.poll(0)
         if clock_at is not None:
             # One reading on every partition moves the watermark to clock_at - DELAY.
-            for partition in range(PARTITIONS):
+            for partition in partitions:
                 tick = Observation.create(
                     platform=Platform.X, account_id=f"clock-{partition}", influencer_id="clock",
                     content_id=None, content_kind=ContentKind.ACCOUNT, metric="followers",
@@ -208,3 +211,48 @@ def test_late_readings_go_to_the_late_topic_and_the_raw_log_only(run: Run) -> No
     # And the figures are still exactly the oracle's for the on-time readings.
     want_buckets, _, _ = expected(CLEAN, clock - DELAY)
     assert run.buckets() == want_buckets
+
+
+def test_windows_close_while_partitions_stay_idle(run: Run) -> None:
+    # Everything goes to partition 0; the other three never see a record. With the source idle
+    # timeout they stop holding the watermark back, so the windows still close.
+    clock = END + timedelta(minutes=20)
+    run.produce(CLEAN, clock_at=clock, partitions=range(1))
+    run.start()
+    wait_for_oracle(run, CLEAN, until=clock - DELAY)
+
+
+def test_fresh_window_values_reach_the_aggregates_topic(run: Run) -> None:
+    clock = END + timedelta(minutes=20)
+    run.produce(CLEAN, clock_at=clock)
+    run.start()
+    _, want_rolling, _ = expected(CLEAN, clock - DELAY)
+    consumer = Consumer({"bootstrap.servers": run.settings.kafka_bootstrap,
+                         "group.id": f"aggregates-reader.{run.unique}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([run.topics["aggregates"]])
+    seen: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+
+    def all_windows_seen() -> bool | None:
+        for message in consumer.consume(500, timeout=0.5):
+            if message.error() is None:
+                value = json.loads(message.value())
+                if value["influencer_id"] != "clock":
+                    assert message.key() == value["influencer_id"].encode()
+                    seen[(value["influencer_id"], value["platform"], value["metric"],
+                          value["window_name"], value["window_end"])] = value
+        return True if len(seen) >= len(want_rolling) else None
+
+    try:
+        wait_until(all_windows_seen, part="engagement", what="every window is on the aggregates "
+                   "topic", timeout=240)
+    finally:
+        consumer.close()
+    assert len(seen) == len(want_rolling)
+    sample = next(iter(seen.values()))
+    key = (sample["influencer_id"], sample["platform"], sample["metric"], sample["window_name"],
+           datetime.fromisoformat(sample["window_end"]).replace(tzinfo=UTC))
+    start, gain, at_start, at_end, provenance = want_rolling[key]
+    assert (sample["window_start"], sample["gain"], sample["value_at_start"],
+            sample["value_at_end"], sample["provenance"]) == (
+        start.replace(tzinfo=None).isoformat(), gain, at_start, at_end, provenance)
