@@ -229,6 +229,17 @@ def cmd_jobs_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_jobs_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.flink_jobs import follow, submit
+
+    job_args = ["--since", args.start, "--until", args.end, *args.job_args]
+    say(f"reconciling {args.start} .. {args.end} from the raw observation log")
+    job_id = submit(settings, "reconcile", job_args)
+    follow(_rest(settings), job_id, say, timeout=args.timeout)
+    say(f"reconciled {args.start} .. {args.end} (job {job_id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="creatorpulse",
@@ -279,12 +290,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     p = job_commands.add_parser("submit", help="submit jobs/<job>.py (flink run -d -py ...)")
-    p.add_argument("job", choices=["engagement", "smoke"])
+    p.add_argument("job", choices=["engagement", "reconcile", "smoke"])
     p.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint")
     p.add_argument("--if-not-running", action="store_true",
                    help="do nothing when a job of that name is already running")
     p.add_argument("job_args", nargs="*", help="arguments for the job, after --")
     p.set_defaults(handler=cmd_jobs_submit)
+    p = job_commands.add_parser(
+        "reconcile",
+        help="recompute buckets, windows and figures of a range from the raw log (batch)",
+        description="Recompute the minute buckets that start in [FROM, TO) and the windows and "
+        "figures that end in (FROM, TO] from the raw observation log, late readings included. "
+        "Idempotent; also a backfill.",
+    )
+    p.add_argument("--from", dest="start", required=True, metavar="FROM",
+                   help="ISO 8601 time with zone, e.g. 2026-11-23T00:00:00Z")
+    p.add_argument("--to", dest="end", required=True, metavar="TO", help="ISO 8601 time with zone")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
+    p.add_argument("job_args", nargs="*", help="table overrides for the job, after --")
+    p.set_defaults(handler=cmd_jobs_reconcile)
     p = job_commands.add_parser("list", help="jobs on the cluster, newest first")
     p.set_defaults(handler=cmd_jobs_list)
     p = job_commands.add_parser("cancel", help="cancel a running job")

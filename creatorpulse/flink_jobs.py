@@ -11,8 +11,10 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from creatorpulse.stack.flink import Flink
 from creatorpulse.stack.process import StackError, wait_until
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
-SUBMITTABLE = ("engagement", "smoke")
+SUBMITTABLE = ("engagement", "reconcile", "smoke")
 
 
 class JobError(RuntimeError):
@@ -125,8 +127,33 @@ def submit(
         # The first exception messages say what went wrong; the rest is the launcher's echo.
         exception = re.compile(r"^(: )?[\w.$]+(Exception|Error): ")
         cause = [line.strip(": ") for line in output
-                 if exception.match(line) or line.startswith("Cause:")]
+                 if exception.match(line) or line.startswith("Cause:") or ": error: " in line]
         detail = " | ".join(cause[:3] or output[-5:])
         msg = f"flink run {job} failed (exit {result.returncode}): {detail}"
         raise JobError(msg)
     return match.group(1)
+
+
+def follow(rest: FlinkRest, job_id: str, say: Callable[[str], None], timeout: float) -> None:
+    """Report a job's progress until it finishes; raise :class:`JobError` if it fails."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        job = rest.job(job_id)
+        vertices = job.get("vertices", [])
+        done = sum(v["status"] == "FINISHED" for v in vertices)
+        read = sum(v.get("metrics", {}).get("read-records", 0) for v in vertices)
+        line = f"{job['state'].lower()}: {done}/{len(vertices)} tasks finished, {read} records read"
+        if line != last:
+            say(line)
+            last = line
+        if job["state"] == "FINISHED":
+            return
+        if job["state"] in ("FAILED", "CANCELED"):
+            root = rest.call("GET", f"/jobs/{job_id}/exceptions").get("root-exception") or ""
+            msg = f"job {job_id} {job['state'].lower()}: {root.splitlines()[0] if root else '?'}"
+            raise JobError(msg)
+        if time.monotonic() > deadline:
+            msg = f"job {job_id} still {job['state'].lower()} after {timeout:.0f}s"
+            raise JobError(msg)
+        time.sleep(1.0)

@@ -8,6 +8,9 @@ tests/oracle.py computes from the same readings.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +31,8 @@ WINDOWS_TEXT = "5m/1m,15m/5m"
 WINDOWS = parse_windows(WINDOWS_TEXT)
 DELAY = timedelta(seconds=5)
 PARTITIONS = 4
+JOB_ENV = {"CREATORPULSE_WINDOWS": WINDOWS_TEXT, "CREATORPULSE_WATERMARK_DELAY": "5s",
+           "CREATORPULSE_SOURCE_IDLE_TIMEOUT": "5s"}
 TABLES = ("observations", "metric_buckets_1m", "rolling_windows", "derived_figures")
 
 
@@ -82,9 +87,7 @@ class Run:
                 "--rolling-table", self.table("rolling_windows"),
                 "--derived-table", self.table("derived_figures"),
                 "--group-id", f"engagement.{self.unique}"]
-        env = {"CREATORPULSE_WINDOWS": WINDOWS_TEXT, "CREATORPULSE_WATERMARK_DELAY": "5s",
-               "CREATORPULSE_SOURCE_IDLE_TIMEOUT": "5s"}
-        self.job_id = submit(self.settings, "engagement", args, env=env)
+        self.job_id = submit(self.settings, "engagement", args, env=JOB_ENV)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self.db.execute(sql).fetchall()
@@ -173,7 +176,7 @@ def test_the_database_equals_the_oracle(run: Run, case: str) -> None:
     assert logged == [(len({o.event_id for o in stream}), 0)]
 
 
-def test_late_readings_go_to_the_late_topic_and_the_raw_log_only(run: Run) -> None:
+def test_late_readings_are_set_aside_and_reconciled(run: Run) -> None:
     clock = END + timedelta(minutes=20)
     run.produce(CLEAN, clock_at=clock)
     run.start()
@@ -208,9 +211,25 @@ def test_late_readings_go_to_the_late_topic_and_the_raw_log_only(run: Run) -> No
                                 "WHERE late")[0][0]) == len(late) and n) or None,
         part="engagement", what="the late readings are in the raw log", timeout=60)
     assert flagged == len(late)
-    # And the figures are still exactly the oracle's for the on-time readings.
+    # The streaming figures are still exactly the oracle's for the on-time readings ...
     want_buckets, _, _ = expected(CLEAN, clock - DELAY)
     assert run.buckets() == want_buckets
+    # ... until `creatorpulse jobs reconcile` recomputes the range from the raw log.
+    result = subprocess.run(
+        [sys.executable, "-m", "creatorpulse.cli", "jobs", "reconcile",
+         "--from", scenario.T0.isoformat(), "--to", (clock - DELAY).isoformat(),
+         "--timeout", "300", "--",
+         "--raw-log-table", run.table("observations"),
+         "--buckets-table", run.table("metric_buckets_1m"),
+         "--rolling-table", run.table("rolling_windows"),
+         "--derived-table", run.table("derived_figures")],
+        env={**os.environ, **JOB_ENV}, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "tasks finished" in result.stdout and "reconciled" in result.stdout
+    want_buckets, want_rolling, want_derived = expected(CLEAN + late, clock - DELAY)
+    assert run.buckets() == want_buckets
+    assert run.rolling() == want_rolling
+    assert run.derived() == want_derived
 
 
 def test_windows_close_while_partitions_stay_idle(run: Run) -> None:
