@@ -24,6 +24,20 @@ from creatorpulse.stack.part import Health, Part
 from creatorpulse.stack.process import ManagedProcess, StackError, require_free_port, wait_until
 from creatorpulse.stack.tools import MAVEN_DIR, fetch_jars, java_binary
 
+# Runs the TaskManager and starts a new one whenever it exits, as a container's restart policy
+# would: a TaskManager can die of a fatal task error (the JDBC sink throws one when the database
+# goes away), and jobs can only recover onto a TaskManager that is there. `stack down` signals
+# the whole process group, which ends the loop and the TaskManager together.
+_SUPERVISE = """
+trap 'kill -TERM "$child" 2>/dev/null; exit 0' TERM INT
+while true; do
+  "$@" & child=$!
+  wait "$child"
+  echo "TaskManager exited with status $?; starting a new one in 2 s"
+  sleep 2
+done
+"""
+
 
 def flink_home() -> Path:
     """The Flink distribution inside the installed ``apache-flink`` wheel."""
@@ -130,8 +144,13 @@ class Flink(Part):
         if jm.running() and tm.running():
             self.say(f"flink: already running, web UI on {self.address}")
             return
-        if jm.running() or tm.running():
-            self.say("flink: one of its processes is down; restarting the cluster")
+        if jm.running():
+            # Only the TaskManager died: start a new one, and the jobs recover onto it.
+            self.say("flink: the TaskManager is down; starting a new one")
+            self._start_taskmanager(tm)
+            return
+        if tm.running():
+            self.say("flink: the JobManager is down; restarting the cluster")
             self.down()
         config = read_flink_config(self.settings.flink_conf_dir)
         require_free_port(self.name, self.rest_port, "rest.port in flink-conf/config.yaml")
@@ -149,25 +168,37 @@ class Flink(Part):
         self.say("flink: starting the JobManager")
         jm.spawn(["bash", str(bin_dir / "jobmanager.sh"), "start-foreground",
                   *self.dynamic_properties()], env=env)
-        self.say("flink: starting the TaskManager")
-        tm.spawn(["bash", str(bin_dir / "taskmanager.sh"), "start-foreground",
-                  *self.dynamic_properties()], env=env)
-        timeout = self.settings.start_timeout.total_seconds()
         wait_until(
             lambda: self._overview(),
             part=self.name,
             what=f"the REST API answers on {self.address}",
-            timeout=timeout,
+            timeout=self.settings.start_timeout.total_seconds(),
             process=jm,
         )
+        self._start_taskmanager(tm)
+
+    def _start_taskmanager(self, tm: ManagedProcess) -> None:
+        self.say("flink: starting the TaskManager")
+        # A TaskManager that was killed stays listed until its heartbeat times out: wait for ours.
+        known = self.taskmanager_ids()
+        tm.spawn(["bash", "-c", _SUPERVISE, "flink-taskmanager", "bash",
+                  str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground",
+                  *self.dynamic_properties()], env=self.environment())
         wait_until(
-            lambda: True if (self._overview() or {}).get("slots-total", 0) > 0 else None,
+            lambda: (self.taskmanager_ids() - known) or None,
             part=self.name,
-            what="a TaskManager has registered its slots",
-            timeout=timeout,
+            what="the new TaskManager has registered its slots",
+            timeout=self.settings.start_timeout.total_seconds(),
             process=tm,
         )
         self.say(f"flink: ready, web UI on {self.address}")
+
+    def taskmanager_ids(self) -> set[str]:
+        try:
+            with urllib.request.urlopen(f"{self.address}/taskmanagers", timeout=2) as response:  # noqa: S310
+                return {tm["id"] for tm in json.load(response)["taskmanagers"]}
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return set()
 
     def _overview(self) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,130 @@
+"""Running the engagement job against topics and tables of a test's own, and the oracle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from creatorpulse.flink_jobs import submit
+from creatorpulse.observation import ContentKind, Observation, Platform
+from creatorpulse.settings import Settings, parse_windows
+from creatorpulse.stack.process import StackError, wait_until
+from tests import oracle, scenario
+
+WINDOWS_TEXT = "5m/1m,15m/5m"
+WINDOWS = parse_windows(WINDOWS_TEXT)
+DELAY = timedelta(seconds=5)
+PARTITIONS = 4
+JOB_ENV = {"CREATORPULSE_WINDOWS": WINDOWS_TEXT, "CREATORPULSE_WATERMARK_DELAY": "5s",
+           "CREATORPULSE_SOURCE_IDLE_TIMEOUT": "5s"}
+TABLES = ("observations", "metric_buckets_1m", "rolling_windows", "derived_figures")
+
+
+@dataclass
+class Run:
+    unique: str
+    settings: Settings
+    admin: AdminClient
+    job_id: str | None = None
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {k: f"{k}.{self.unique}" for k in ("observations", "late", "aggregates")}
+
+    def table(self, name: str) -> str:
+        return f"{name}_{self.unique}"
+
+    def produce(self, readings: list[Observation], *, clock_at: datetime | None = None,
+                partitions: range = range(PARTITIONS)) -> None:
+        """Readings keyed by account, or all into ``partitions`` when it is a single one."""
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
+                             "enable.idempotence": True, "linger.ms": 20})
+        errors: list[str] = []
+
+        def delivered(err: object, _msg: object) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        pinned = {"partition": partitions[0]} if len(partitions) == 1 else {}
+        for o in readings:
+            producer.produce(self.topics["observations"], o.to_json(), key=o.key,
+                             on_delivery=delivered, **pinned)
+            producer.poll(0)
+        if clock_at is not None:
+            # One reading on every partition moves the watermark to clock_at - DELAY.
+            for partition in partitions:
+                tick = Observation.create(
+                    platform=Platform.X, account_id=f"clock-{partition}", influencer_id="clock",
+                    content_id=None, content_kind=ContentKind.ACCOUNT, metric="followers",
+                    value=0, observed_at=clock_at)
+                producer.produce(self.topics["observations"], tick.to_json(), key=tick.key,
+                                 partition=partition, on_delivery=delivered)
+        assert producer.flush(60) == 0 and errors == []
+
+    def start(self) -> None:
+        args = ["--observations-topic", self.topics["observations"],
+                "--late-topic", self.topics["late"],
+                "--aggregates-topic", self.topics["aggregates"],
+                "--raw-log-table", self.table("observations"),
+                "--buckets-table", self.table("metric_buckets_1m"),
+                "--rolling-table", self.table("rolling_windows"),
+                "--derived-table", self.table("derived_figures"),
+                "--group-id", f"engagement.{self.unique}"]
+        self.job_id = submit(self.settings, "engagement", args, env=JOB_ENV)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        # A connection per query: the outage test restarts PostgreSQL under the run.
+        with psycopg.connect(self.settings.database_dsn.reveal(), autocommit=True) as db:
+            cursor = db.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def buckets(self) -> dict[Any, Any]:
+        return {(i, p, m, b): (g, n, prov) for i, p, m, b, g, n, prov, _ in self.query(
+            f"SELECT * FROM {self.table('metric_buckets_1m')} WHERE influencer_id <> 'clock'")}
+
+    def rolling(self) -> dict[Any, Any]:
+        return {(i, p, m, w, end): (start, g, s, e, prov)
+                for i, p, m, w, end, start, g, s, e, prov, _ in self.query(
+                    f"SELECT * FROM {self.table('rolling_windows')} "
+                    "WHERE influencer_id <> 'clock'")}
+
+    def derived(self) -> dict[Any, Any]:
+        return {(i, p, w, end, fig, form): (num, den, round(val, 9))
+                for i, p, w, end, fig, form, num, den, val, _ in self.query(
+                    f"SELECT * FROM {self.table('derived_figures')} "
+                    "WHERE influencer_id <> 'clock'")}
+
+
+def expected(readings: list[Observation], until: datetime) -> tuple[dict, dict, dict]:
+    gains = oracle.gains(readings)
+    rolling = oracle.rolling(gains, WINDOWS, until)
+    derived = {k: (num, den, round(val, 9))
+               for k, (num, den, val) in oracle.derived(rolling).items()}
+    return oracle.buckets(gains), rolling, derived
+
+
+def wait_for_oracle(run: Run, readings: list[Observation], until: datetime) -> None:
+    want_buckets, want_rolling, want_derived = expected(readings, until)
+    try:
+        wait_until(lambda: run.buckets() == want_buckets or None, part="engagement",
+                   what="the minute buckets equal the oracle", timeout=240)
+        wait_until(lambda: run.rolling() == want_rolling or None, part="engagement",
+                   what="the rolling windows equal the oracle", timeout=120)
+        wait_until(lambda: run.derived() == want_derived or None, part="engagement",
+                   what="the derived figures equal the oracle", timeout=60)
+    except StackError:
+        got = run.buckets()
+        missing = {k: v for k, v in want_buckets.items() if got.get(k) != v}
+        pytest.fail(f"{len(missing)} buckets differ, e.g. {list(missing.items())[:3]}; "
+                    f"rolling {len(run.rolling())}/{len(want_rolling)}, "
+                    f"derived {len(run.derived())}/{len(want_derived)}")
+
+
+CLEAN = scenario.readings(11, minutes=20, influencers=3)
+END = max(o.observed_at for o in CLEAN)
