@@ -219,7 +219,7 @@ def cmd_jobs_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from creatorpulse.flink_jobs import submit
 
     rest = _rest(settings)
-    name = f"creatorpulse-{args.job}"
+    name = args.running or f"creatorpulse-{args.job}"
     job_id = _find_job(rest, name)
     say(f"stopping {name} ({job_id}) with a savepoint")
     location = rest.savepoint(job_id, stop=True)
@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         "jobs",
         help="submit and operate the Flink jobs of jobs/",
         description="The Flink jobs on the session cluster. Each is also a plain PyFlink program: "
-        "FLINK_CONF_DIR=flink-conf flink run -d -py jobs/<job>.py",
+        "FLINK_CONF_DIR=flink-conf flink run -d -py jobs/<job>.py. Arguments after -- go to the "
+        "job itself (see `python jobs/<job>.py --help`).",
     )
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     p = job_commands.add_parser("submit", help="submit jobs/<job>.py (flink run -d -py ...)")
@@ -294,7 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint")
     p.add_argument("--if-not-running", action="store_true",
                    help="do nothing when a job of that name is already running")
-    p.add_argument("job_args", nargs="*", help="arguments for the job, after --")
     p.set_defaults(handler=cmd_jobs_submit)
     p = job_commands.add_parser(
         "reconcile",
@@ -307,7 +307,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ISO 8601 time with zone, e.g. 2026-11-23T00:00:00Z")
     p.add_argument("--to", dest="end", required=True, metavar="TO", help="ISO 8601 time with zone")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
-    p.add_argument("job_args", nargs="*", help="table overrides for the job, after --")
     p.set_defaults(handler=cmd_jobs_reconcile)
     p = job_commands.add_parser("list", help="jobs on the cluster, newest first")
     p.set_defaults(handler=cmd_jobs_list)
@@ -322,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="stop a running job with a savepoint and start the current code from it"
     )
     p.add_argument("job", choices=["engagement"])
-    p.add_argument("job_args", nargs="*", help="arguments for the job, after --")
+    p.add_argument("--running", metavar="ID_OR_NAME",
+                   help="the running job to replace (default: creatorpulse-<job>)")
     p.set_defaults(handler=cmd_jobs_upgrade)
 
     db = commands.add_parser("db", help="database schema")
@@ -333,7 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" belongs to the job (`jobs submit engagement -- --group-id g`).
+    cut = words.index("--") if "--" in words else len(words)
+    args = build_parser().parse_args(words[:cut])
+    args.job_args = words[cut + 1:]
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:

@@ -18,11 +18,14 @@ def readings(
     influencers: int = 3,
     posts_per_account: int = 3,
     poll_every: timedelta = timedelta(seconds=20),
+    step: tuple[int, int] = (-2, 40),
+    deleted_by: timedelta | None = None,
 ) -> list[Observation]:
     """Polls of followers and of each post's metrics, in event-time order.
 
-    Counters mostly grow, sometimes fall (unlikes, deleted comments); some posts are deleted
-    part-way and are not read again; YouTube followers are rounded.
+    Each poll moves a post's counters by a random step in ``step`` (a negative one is an unlike
+    or a deleted comment); posts are deleted at a random time (within ``deleted_by`` when given)
+    and are not read again; YouTube followers are rounded to three significant digits.
     """
     rng = random.Random(seed)
     platforms = [Platform.INSTAGRAM, Platform.TIKTOK, Platform.YOUTUBE]
@@ -33,8 +36,9 @@ def readings(
             followers = rng.randrange(1_000, 100_000)
             posts = {f"{account}-post-{p}": dict.fromkeys(CONTENT_METRICS, 0)
                      for p in range(posts_per_account)}
-            deleted_after = {post: T0 + timedelta(minutes=rng.randrange(minutes // 2, minutes * 2))
-                             for post in posts}
+            latest = deleted_by or timedelta(minutes=minutes * 2)
+            deleted_after = {post: T0 + timedelta(seconds=rng.randrange(
+                int(latest.total_seconds()) // 4, int(latest.total_seconds()))) for post in posts}
             at = T0 + timedelta(milliseconds=rng.randrange(20_000))
             while at < T0 + timedelta(minutes=minutes):
                 followers += rng.randrange(-3, 25)
@@ -50,7 +54,7 @@ def readings(
                     if at > deleted_after[post]:
                         continue
                     for metric in CONTENT_METRICS:
-                        counts[metric] = max(0, counts[metric] + rng.randrange(-2, 40))
+                        counts[metric] = max(0, counts[metric] + rng.randrange(*step))
                         result.append(Observation.create(
                             platform=platform, account_id=account, influencer_id=f"inf-{i}",
                             content_id=post, content_kind=ContentKind.POST, metric=metric,

@@ -67,8 +67,8 @@ class Run:
                                  partition=partition, on_delivery=delivered)
         assert producer.flush(60) == 0 and errors == []
 
-    def start(self) -> None:
-        args = ["--observations-topic", self.topics["observations"],
+    def job_args(self) -> list[str]:
+        return ["--observations-topic", self.topics["observations"],
                 "--late-topic", self.topics["late"],
                 "--aggregates-topic", self.topics["aggregates"],
                 "--raw-log-table", self.table("observations"),
@@ -76,7 +76,9 @@ class Run:
                 "--rolling-table", self.table("rolling_windows"),
                 "--derived-table", self.table("derived_figures"),
                 "--group-id", f"engagement.{self.unique}"]
-        self.job_id = submit(self.settings, "engagement", args, env=JOB_ENV)
+
+    def start(self) -> None:
+        self.job_id = submit(self.settings, "engagement", self.job_args(), env=JOB_ENV)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         # A connection per query: the outage test restarts PostgreSQL under the run.

@@ -7,7 +7,11 @@ then that the final tables equal what the oracle computes from the same readings
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +22,10 @@ from creatorpulse.stack import Stack
 from creatorpulse.stack.flink import Flink
 from creatorpulse.stack.postgres import Postgres
 from creatorpulse.stack.process import wait_until
-from tests.integration.engagement import CLEAN, DELAY, END, Run, wait_for_oracle
+from tests.integration.engagement import CLEAN, DELAY, END, JOB_ENV, Run, wait_for_oracle
 
 HALF = len(CLEAN) // 2
+OUTAGE_S = 20
 
 
 def taskmanager_jvm(supervisor: int | None) -> int:
@@ -80,10 +85,14 @@ def test_a_database_outage_delays_but_does_not_change_the_result(run: Run, stack
                or None, part="faults", what="the first buckets are written", timeout=180)
 
     assert postgres.down()
+    down_since = time.monotonic()
     assert not postgres.health().ok
     run.produce(CLEAN[HALF:], clock_at=END + timedelta(minutes=20))
-    wait_until(lambda: restarts(rest, run.job_id) >= 1 or None, part="faults",
-               what="the job fails over while the database is away", timeout=120)
+    # The outage lasts 20 s at least, and until the job has noticed it and failed over.
+    wait_until(lambda: (time.monotonic() - down_since >= OUTAGE_S
+                        and restarts(rest, run.job_id) >= 1) or None,
+               part="faults", what="the job fails over while the database is away",
+               timeout=120)
     postgres.up()
 
     wait_for_oracle(run, CLEAN, until=END + timedelta(minutes=20) - DELAY)
@@ -92,3 +101,26 @@ def test_a_database_outage_delays_but_does_not_change_the_result(run: Run, stack
                 .get("entries", [])]
     assert messages, "the outage left no trace in the job's exception history"
     assert not any("duplicate key" in m for m in messages)
+
+
+def test_an_upgrade_through_a_savepoint_keeps_the_counters_state(run: Run, stack: Stack) -> None:
+    # If the new job started without the old one's state, the first reading of every counter
+    # after the upgrade would be a baseline and its gain would be missing from the tables.
+    rest = FlinkRest(stack.part("flink").address)
+    run.produce(CLEAN[:HALF])
+    run.start()
+    assert run.job_id is not None
+    wait_until(lambda: run.query(f"SELECT count(*) FROM {run.table('metric_buckets_1m')}")[0][0]
+               or None, part="faults", what="the first buckets are written", timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "creatorpulse.cli", "jobs", "upgrade", "engagement",
+         "--running", run.job_id, "--", *run.job_args()],
+        env={**os.environ, **JOB_ENV}, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    new_id = re.search(r"upgraded: [0-9a-f]{32} -> ([0-9a-f]{32})", result.stdout)
+    assert new_id, result.stdout
+    assert rest.job(run.job_id)["state"] == "FINISHED"  # stopped with a savepoint
+    run.job_id = new_id.group(1)
+    assert "savepoint at file:" in result.stdout
+    run.produce(CLEAN[HALF:], clock_at=END + timedelta(minutes=20))
+    wait_for_oracle(run, CLEAN, until=END + timedelta(minutes=20) - DELAY)

@@ -33,15 +33,19 @@ from tests.integration.engagement import (
 
 @pytest.mark.parametrize(
     "case",
-    ["clean", "duplicates", "disorder"],
+    ["clean", "duplicates", "disorder", "falling", "deleted"],
 )
 def test_the_database_equals_the_oracle(run: Run, case: str) -> None:
     stream = {
         "clean": CLEAN,
         "duplicates": scenario.with_duplicates(CLEAN, 0.1, seed=12),
         "disorder": scenario.shuffled_within(CLEAN, DELAY, seed=13),
+        # Counters that mostly fall: negative gains throughout.
+        "falling": scenario.readings(14, minutes=20, step=(-30, 12)),
+        # Every post deleted within five minutes: its counters stop mid-stream.
+        "deleted": scenario.readings(15, minutes=20, deleted_by=timedelta(minutes=5)),
     }[case]
-    clock = END + timedelta(minutes=20)
+    clock = max(o.observed_at for o in stream) + timedelta(minutes=20)
     run.produce(stream, clock_at=clock)
     run.start()
     wait_for_oracle(run, stream, until=clock - DELAY)
