@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from creatorpulse.flink_jobs import submit
@@ -79,6 +80,40 @@ class Run:
 
     def start(self) -> None:
         self.job_id = submit(self.settings, "engagement", self.job_args(), env=JOB_ENV)
+
+    def start_on_first_half(self) -> None:
+        """Produce half of CLEAN, start the job and wait until it has written buckets."""
+        self.produce(CLEAN[: len(CLEAN) // 2])
+        self.start()
+        wait_until(lambda: self.query(f"SELECT count(*) FROM {self.table('metric_buckets_1m')}")
+                   [0][0] or None, part="engagement", what="the first buckets are written",
+                   timeout=180)
+
+    def finish_second_half(self) -> None:
+        """Produce the rest of CLEAN and the clock, and wait until the tables equal the oracle."""
+        clock = END + timedelta(minutes=20)
+        self.produce(CLEAN[len(CLEAN) // 2:], clock_at=clock)
+        wait_for_oracle(self, CLEAN, until=clock - DELAY)
+
+    def consume(self, topic: str, *, until: Callable[[list[Message]], bool],
+                timeout: float) -> list[Message]:
+        """Messages of one of this run's topics, from the start, until ``until`` holds."""
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "group.id": f"reader.{topic}.{self.unique}",
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe([self.topics[topic]])
+        received: list[Message] = []
+
+        def enough() -> bool | None:
+            received.extend(m for m in consumer.consume(500, timeout=0.5) if m.error() is None)
+            return until(received) or None
+
+        try:
+            wait_until(enough, part="engagement", what=f"the expected records are on {topic}",
+                       timeout=timeout)
+        finally:
+            consumer.close()
+        return received
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         # A connection per query: the outage test restarts PostgreSQL under the run.

@@ -78,11 +78,8 @@ def test_a_database_outage_delays_but_does_not_change_the_result(run: Run, stack
     if not postgres.managed:
         pytest.skip("PostgreSQL is external (CREATORPULSE_DATABASE_URL): not ours to stop")
     rest = FlinkRest(stack.part("flink").address)
-    run.produce(CLEAN[:HALF])
-    run.start()
+    run.start_on_first_half()
     assert run.job_id is not None
-    wait_until(lambda: run.query(f"SELECT count(*) FROM {run.table('metric_buckets_1m')}")[0][0]
-               or None, part="faults", what="the first buckets are written", timeout=180)
 
     assert postgres.down()
     down_since = time.monotonic()
@@ -107,11 +104,8 @@ def test_an_upgrade_through_a_savepoint_keeps_the_counters_state(run: Run, stack
     # If the new job started without the old one's state, the first reading of every counter
     # after the upgrade would be a baseline and its gain would be missing from the tables.
     rest = FlinkRest(stack.part("flink").address)
-    run.produce(CLEAN[:HALF])
-    run.start()
+    run.start_on_first_half()
     assert run.job_id is not None
-    wait_until(lambda: run.query(f"SELECT count(*) FROM {run.table('metric_buckets_1m')}")[0][0]
-               or None, part="faults", what="the first buckets are written", timeout=180)
     result = subprocess.run(
         [sys.executable, "-m", "creatorpulse.cli", "jobs", "upgrade", "engagement",
          "--running", run.job_id, "--", *run.job_args()],
@@ -122,5 +116,4 @@ def test_an_upgrade_through_a_savepoint_keeps_the_counters_state(run: Run, stack
     assert rest.job(run.job_id)["state"] == "FINISHED"  # stopped with a savepoint
     run.job_id = new_id.group(1)
     assert "savepoint at file:" in result.stdout
-    run.produce(CLEAN[HALF:], clock_at=END + timedelta(minutes=20))
-    wait_for_oracle(run, CLEAN, until=END + timedelta(minutes=20) - DELAY)
+    run.finish_second_half()

@@ -12,10 +12,9 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Message
 
 from creatorpulse.observation import ContentKind, Observation, Platform
 from creatorpulse.stack.process import wait_until
@@ -66,22 +65,8 @@ def test_late_readings_are_set_aside_and_reconciled(run: Run) -> None:
         value=10_000 + i, observed_at=scenario.T0 + timedelta(minutes=5, seconds=i))
         for i in range(7)]
     run.produce(late)
-    consumer = Consumer({"bootstrap.servers": run.settings.kafka_bootstrap,
-                         "group.id": f"late-reader.{run.unique}", "auto.offset.reset": "earliest"})
-    consumer.subscribe([run.topics["late"]])
-    received: list[dict[str, Any]] = []
-
-    def all_late_received() -> bool | None:
-        message = consumer.poll(0.5)
-        if message is not None and message.error() is None:
-            received.append(json.loads(message.value()))
-        return True if len(received) >= len(late) else None
-
-    try:
-        wait_until(all_late_received, part="engagement", what="the late readings are on the late "
-                   "topic", timeout=120)
-    finally:
-        consumer.close()
+    received = [json.loads(m.value()) for m in run.consume(
+        "late", until=lambda got: len(got) >= len(late), timeout=120)]
     assert sorted(r["event_id"] for r in received) == sorted(o.event_id for o in late)
     assert Observation.from_dict(received[0]) in late  # the late topic carries observations
     flagged = wait_until(
@@ -124,27 +109,16 @@ def test_fresh_window_values_reach_the_aggregates_topic(run: Run) -> None:
     run.produce(CLEAN, clock_at=clock)
     run.start()
     _, want_rolling, _ = expected(CLEAN, clock - DELAY)
-    consumer = Consumer({"bootstrap.servers": run.settings.kafka_bootstrap,
-                         "group.id": f"aggregates-reader.{run.unique}",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([run.topics["aggregates"]])
-    seen: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+    def window_of(message: Message) -> tuple[str, str, str, str, str]:
+        v = json.loads(message.value())
+        return (v["influencer_id"], v["platform"], v["metric"], v["window_name"], v["window_end"])
 
-    def all_windows_seen() -> bool | None:
-        for message in consumer.consume(500, timeout=0.5):
-            if message.error() is None:
-                value = json.loads(message.value())
-                if value["influencer_id"] != "clock":
-                    assert message.key() == value["influencer_id"].encode()
-                    seen[(value["influencer_id"], value["platform"], value["metric"],
-                          value["window_name"], value["window_end"])] = value
-        return True if len(seen) >= len(want_rolling) else None
-
-    try:
-        wait_until(all_windows_seen, part="engagement", what="every window is on the aggregates "
-                   "topic", timeout=240)
-    finally:
-        consumer.close()
+    messages = run.consume(
+        "aggregates", timeout=240,
+        until=lambda got: len({window_of(m) for m in got if m.key() != b"clock"})
+        >= len(want_rolling))
+    seen = {window_of(m): json.loads(m.value()) for m in messages if m.key() != b"clock"}
+    assert all(m.key() == json.loads(m.value())["influencer_id"].encode() for m in messages)
     assert len(seen) == len(want_rolling)
     sample = next(iter(seen.values()))
     key = (sample["influencer_id"], sample["platform"], sample["metric"], sample["window_name"],
