@@ -241,6 +241,8 @@ def cmd_jobs_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from creatorpulse.flink_jobs import SUBMITTABLE
+
     parser = argparse.ArgumentParser(
         prog="creatorpulse",
         description="CreatorPulse: real-time influencer engagement analytics. "
@@ -291,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     p = job_commands.add_parser("submit", help="submit jobs/<job>.py (flink run -d -py ...)")
-    p.add_argument("job", choices=["engagement", "reconcile", "smoke"])
+    p.add_argument("job", choices=SUBMITTABLE)
     p.add_argument("--from-savepoint", metavar="PATH", help="start from this savepoint")
     p.add_argument("--if-not-running", action="store_true",
                    help="do nothing when a job of that name is already running")

@@ -10,11 +10,12 @@ import pytest
 
 from creatorpulse.stack.process import ManagedProcess, StackError, tail_file, wait_until
 
-SLEEPER = [sys.executable, "-c", "import sys, time; print('hello', flush=True); time.sleep(120)"]
+# A stand-in for a server: greets, then waits for a signal.
+SLEEPER = [sys.executable, "-c", "import signal; print('hello', flush=True); signal.pause()"]
 
 
 def test_spawn_stop_and_log(tmp_path: Path) -> None:
-    proc = ManagedProcess("sleeper", tmp_path, marker="time.sleep(120)")
+    proc = ManagedProcess("sleeper", tmp_path, marker="signal.pause()")
     pid = proc.spawn(SLEEPER)
     assert proc.pid() == pid and proc.running()
     wait_until(lambda: True if "hello" in proc.tail() else None, part="t", what="it greets",
