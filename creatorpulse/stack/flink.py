@@ -194,15 +194,16 @@ class Flink(Part):
         self.say(f"flink: ready, web UI on {self.address}")
 
     def taskmanager_ids(self) -> set[str]:
-        try:
-            with urllib.request.urlopen(f"{self.address}/taskmanagers", timeout=2) as response:  # noqa: S310
-                return {tm["id"] for tm in json.load(response)["taskmanagers"]}
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-            return set()
+        listing = self._get("/taskmanagers") or {}
+        return {tm["id"] for tm in listing.get("taskmanagers", [])}
 
     def _overview(self) -> dict[str, Any] | None:
+        return self._get("/overview")
+
+    def _get(self, path: str) -> dict[str, Any] | None:
+        """A GET on the REST API; ``None`` while it does not answer (readiness polls)."""
         try:
-            with urllib.request.urlopen(f"{self.address}/overview", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{self.address}{path}", timeout=2) as response:  # noqa: S310
                 return dict(json.load(response))
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None

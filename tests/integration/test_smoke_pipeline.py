@@ -7,16 +7,10 @@ into PostgreSQL must equal the counts computed here from the same observations.
 
 from __future__ import annotations
 
-import json
 import random
-import re
-import subprocess
-import sys
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,12 +18,12 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from creatorpulse.flink_jobs import FlinkRest, submit
 from creatorpulse.observation import ContentKind, Observation, Platform
 from creatorpulse.settings import Settings
 from creatorpulse.stack.flink import Flink
 from creatorpulse.stack.process import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
@@ -90,26 +84,6 @@ def produce(settings: Settings, topic: str, readings: list[Observation]) -> None
     assert producer.flush(30) == 0 and failures == []
 
 
-def submit(settings: Settings, topic: str, table: str) -> str:
-    flink = Flink(settings, lambda _: None)
-    env = {**flink.environment(), "CREATORPULSE_WATERMARK_DELAY": "5s"}
-    result = subprocess.run(
-        [str(Path(sys.prefix) / "bin" / "flink"), "run", "-d", "-py", "jobs/smoke.py",
-         "-pyclientexec", sys.executable, "--topic", topic, "--table", table,
-         "--group-id", f"{topic}.job"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    match = re.search(r"JobID ([0-9a-f]{32})", result.stdout)
-    assert match, result.stdout[-3000:] + result.stderr[-3000:]
-    return match.group(1)
-
-
-def rest(method: str, path: str) -> Any:
-    request = urllib.request.Request(f"http://localhost:8081{path}", method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-    return json.loads(body) if body else {}
-
-
 def test_windowed_counts_reach_postgres(
     settings: Settings, topic: str, table: str, db: psycopg.Connection
 ) -> None:
@@ -117,7 +91,10 @@ def test_windowed_counts_reach_postgres(
     expected = Counter(
         (o.platform.value, o.observed_at.replace(second=0, microsecond=0)) for o in readings)
     produce(settings, topic, readings)
-    job_id = submit(settings, topic, table)
+    rest = FlinkRest(Flink(settings, lambda _: None).address)
+    job_id = submit(settings, "smoke", ["--topic", topic, "--table", table,
+                                        "--group-id", f"{topic}.job"],
+                    env={"CREATORPULSE_WATERMARK_DELAY": "5s"})
     try:
         def rows() -> dict[tuple[str, datetime], int] | None:
             got = {(p, w): n for p, w, n in db.execute(f"SELECT * FROM {table}").fetchall()}
@@ -125,24 +102,22 @@ def test_windowed_counts_reach_postgres(
 
         wait_until(rows, part="smoke", what=f"the counts of {len(readings)} observations are in "
                    f"{table}", timeout=180)
-        job = rest("GET", f"/jobs/{job_id}")
+        job = rest.call("GET", f"/jobs/{job_id}")
         assert job["state"] == "RUNNING"
         assert job["name"] == f"creatorpulse-smoke {topic}"
         # The window 30 minutes ahead has not closed: nothing beyond the three minutes is written.
         latest = db.execute(f"SELECT max(window_start) FROM {table}").fetchone()
         assert latest is not None and latest[0] == T0 + timedelta(minutes=2)
         # flink-conf/config.yaml is in force: exactly-once checkpoints, kept under the state folder.
-        config = rest("GET", f"/jobs/{job_id}/checkpoints/config")
+        config = rest.call("GET", f"/jobs/{job_id}/checkpoints/config")
         assert config["mode"] == "exactly_once"
         assert config["externalization"] == {"enabled": True, "delete_on_cancellation": False}
         def completed() -> Any:
-            stats = rest("GET", f"/jobs/{job_id}/checkpoints")
+            stats = rest.call("GET", f"/jobs/{job_id}/checkpoints")
             return stats if stats["counts"]["completed"] > 0 else None
 
         stats = wait_until(completed, part="smoke", what="a checkpoint completes", timeout=120)
         path = stats["latest"]["completed"]["external_path"]
         assert str(settings.state_dir / "flink" / "checkpoints" / job_id) in path
     finally:
-        rest("PATCH", f"/jobs/{job_id}?mode=cancel")
-        wait_until(lambda: rest("GET", f"/jobs/{job_id}")["state"] == "CANCELED" or None,
-                   part="smoke", what="the job is cancelled", timeout=60)
+        rest.cancel(job_id)  # waits until Flink reports it cancelled
