@@ -171,6 +171,15 @@ def parse_windows(text: str) -> tuple[WindowSpec, ...]:
     return tuple(specs)
 
 
+def _http_url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.password:
+        msg = f"expected an http(s) URL with a host and no password, got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
 def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
@@ -260,6 +269,21 @@ class Settings:
         "How long Flink keeps a counter's or event id's state after its last reading.",
     )
 
+    # --- platform APIs: the simulators by default; a real platform is a change of URL --------
+    instagram_api_url: str = _setting(
+        "INSTAGRAM_API_URL", _http_url, "http://127.0.0.1:8601", "Instagram Graph API base URL."
+    )
+    facebook_api_url: str = _setting(
+        "FACEBOOK_API_URL", _http_url, "http://127.0.0.1:8602", "Facebook Graph API base URL."
+    )
+    youtube_api_url: str = _setting(
+        "YOUTUBE_API_URL", _http_url, "http://127.0.0.1:8603", "YouTube Data API v3 base URL."
+    )
+    tiktok_api_url: str = _setting(
+        "TIKTOK_API_URL", _http_url, "http://127.0.0.1:8604", "TikTok API v2 base URL."
+    )
+    x_api_url: str = _setting("X_API_URL", _http_url, "http://127.0.0.1:8605", "X API v2 base URL.")
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")
@@ -328,6 +352,10 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def platform_api_url(self, platform: str) -> str:
+        """The base URL of ``platform``'s API (``instagram``, ``facebook``, ``youtube``, ...)."""
+        return str(getattr(self, f"{platform}_api_url"))
 
     def describe(self) -> list[tuple[str, str, str]]:
         """``(env name, shown value, meaning)`` for every setting, secrets masked."""

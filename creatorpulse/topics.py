@@ -54,6 +54,13 @@ CONTENT = Topic(
     {"retention.ms": str(7 * _DAY_MS)},
 )
 
+HINTS = Topic(
+    "engagement.hints",
+    2,
+    "poll hints from webhooks: poll this account now (never a count)",
+    {"retention.ms": str(1 * _DAY_MS)},
+)
+
 TOPICS: Mapping[str, Topic] = MappingProxyType(
     {
         "observations": OBSERVATIONS,
@@ -61,5 +68,6 @@ TOPICS: Mapping[str, Topic] = MappingProxyType(
         "late": LATE,
         "aggregates": AGGREGATES,
         "content": CONTENT,
+        "hints": HINTS,
     }
 )
