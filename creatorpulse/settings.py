@@ -180,6 +180,21 @@ def _http_url(text: str) -> str:
     return value
 
 
+def _token(text: str) -> str:
+    value = text.strip()
+    if not re.match(r"^[\w.\-]{1,128}$", value):
+        msg = f"expected letters, digits, '.', '_' or '-' (1 to 128), got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _secret(text: str) -> Secret:
+    if not text.strip():
+        msg = "expected a non-empty secret"
+        raise ValueError(msg)
+    return Secret(text.strip())
+
+
 def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
@@ -284,6 +299,73 @@ class Settings:
     )
     x_api_url: str = _setting("X_API_URL", _http_url, "http://127.0.0.1:8605", "X API v2 base URL.")
 
+    instagram_client_id: str = _setting(
+        "INSTAGRAM_CLIENT_ID",
+        _token,
+        "creatorpulse-instagram",
+        "Instagram (Meta app): OAuth client id.",
+    )
+    instagram_client_secret: Secret = _setting(
+        "INSTAGRAM_CLIENT_SECRET",
+        _secret,
+        "simulator-instagram-secret",
+        "Instagram (Meta app): client secret (refresh, webhooks); default: the simulator's.",
+    )
+    facebook_client_id: str = _setting(
+        "FACEBOOK_CLIENT_ID",
+        _token,
+        "creatorpulse-facebook",
+        "Facebook (Meta app): OAuth client id.",
+    )
+    facebook_client_secret: Secret = _setting(
+        "FACEBOOK_CLIENT_SECRET",
+        _secret,
+        "simulator-facebook-secret",
+        "Facebook (Meta app): client secret (refresh, webhooks); default: the simulator's.",
+    )
+    youtube_client_id: str = _setting(
+        "YOUTUBE_CLIENT_ID",
+        _token,
+        "creatorpulse-youtube",
+        "YouTube (Google OAuth client): OAuth client id.",
+    )
+    youtube_client_secret: Secret = _setting(
+        "YOUTUBE_CLIENT_SECRET",
+        _secret,
+        "simulator-youtube-secret",
+        "YouTube (Google OAuth client): client secret (token refresh); default: the simulator's.",
+    )
+    tiktok_client_id: str = _setting(
+        "TIKTOK_CLIENT_ID",
+        _token,
+        "creatorpulse-tiktok",
+        "TikTok: OAuth client id.",
+    )
+    tiktok_client_secret: Secret = _setting(
+        "TIKTOK_CLIENT_SECRET",
+        _secret,
+        "simulator-tiktok-secret",
+        "TikTok: client secret (refresh, webhooks); default: the simulator's.",
+    )
+    x_client_id: str = _setting(
+        "X_CLIENT_ID",
+        _token,
+        "creatorpulse-x",
+        "X: OAuth client id.",
+    )
+    x_client_secret: Secret = _setting(
+        "X_CLIENT_SECRET",
+        _secret,
+        "simulator-x-secret",
+        "X: client secret (refresh, webhooks); default: the simulator's.",
+    )
+    webhooks_url: str = _setting(
+        "WEBHOOKS_URL",
+        _http_url,
+        "http://127.0.0.1:8700",
+        "Public base URL of the webhook receiver; it listens on this URL's port.",
+    )
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")
@@ -357,6 +439,10 @@ class Settings:
         """The base URL of ``platform``'s API (``instagram``, ``facebook``, ``youtube``, ...)."""
         return str(getattr(self, f"{platform}_api_url"))
 
+    def platform_client(self, platform: str) -> tuple[str, Secret]:
+        """``platform``'s OAuth client id and secret."""
+        return getattr(self, f"{platform}_client_id"), getattr(self, f"{platform}_client_secret")
+
     def describe(self) -> list[tuple[str, str, str]]:
         """``(env name, shown value, meaning)`` for every setting, secrets masked."""
         rows = []
@@ -365,7 +451,7 @@ class Settings:
             if value is None:
                 shown = "(unset)"
             elif isinstance(value, Secret):
-                shown = mask_url(value.reveal())
+                shown = mask_url(value.reveal()) if "://" in value.reveal() else "**********"
             elif isinstance(value, timedelta):
                 shown = format_duration(value)
             elif f.name == "windows":
