@@ -44,7 +44,7 @@ def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
 
     stack = Stack(settings, say)
     started = time.monotonic()
-    timings = stack.up(only=args.only)
+    timings = stack.up(only=args.only, apps=args.apps)
     if "postgres" in timings:
         import psycopg
 
@@ -240,6 +240,9 @@ def cmd_jobs_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+APP_NAMES = ("simulators", "webhooks", "sources", "api")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from creatorpulse.flink_jobs import SUBMITTABLE
 
@@ -265,8 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = stack_commands.add_parser(
         "up", help="start every part, wait until each is ready, apply database migrations"
     )
-    p.add_argument("--only", nargs="+", choices=["postgres", "redis", "kafka", "flink"],
+    p.add_argument("--only", nargs="+",
+                   choices=["postgres", "redis", "kafka", "flink", *APP_NAMES],
                    help="start only these parts")
+    p.add_argument("--apps", action="store_true",
+                   help="also run CreatorPulse's own programs in the background: the platform "
+                   "simulators, the webhook receiver, the sources and the GraphQL API (the demo)")
     p.set_defaults(handler=cmd_stack_up)
     p = stack_commands.add_parser(
         "install", help="fetch the Kafka broker and Flink connector jars with Maven (idempotent)"

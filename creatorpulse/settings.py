@@ -359,6 +359,12 @@ class Settings:
         "simulator-x-secret",
         "X: client secret (refresh, webhooks); default: the simulator's.",
     )
+    api_url: str = _setting(
+        "API_URL",
+        _http_url,
+        "http://127.0.0.1:8000",
+        "Public base URL of the GraphQL API; `api serve` listens on this URL's port.",
+    )
     webhooks_url: str = _setting(
         "WEBHOOKS_URL",
         _http_url,
