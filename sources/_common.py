@@ -241,6 +241,31 @@ def chunks(values: list[C], size: int) -> Iterator[list[C]]:
         yield values[start:start + size]
 
 
+def lookup(
+    poll: Poll,
+    what: str,
+    ids: list[str],
+    size: int,
+    fetch: Callable[[list[str]], Any],
+    split: Callable[[Any], tuple[list[Any], set[str]]],
+    map_one: Callable[[Any, Poll], None],
+) -> None:
+    """A targeted poll by ids, ``size`` a request: ``fetch(batch)`` answers, ``split(answer)``
+    gives the items and the ids it speaks of without having them (e.g. not authorized). An id
+    the answer neither has nor speaks of no longer exists (deleted, or no longer public).
+    """
+    for batch in chunks(ids, size):
+        body = fetch(batch)
+        try:
+            found, kept = split(body)
+        except Malformed as exc:
+            poll.dead_letters.append(dead_letter(body, f"{what}: {exc}"))
+            continue
+        map_each(poll, found, map_one, what)
+        kept |= {v.get("id") for v in found if isinstance(v, dict)}
+        poll.deleted += [i for i in batch if i not in kept]
+
+
 # --- responses ---------------------------------------------------------------------------------
 
 

@@ -12,9 +12,9 @@ platform's own estimate when it gave one. Throttle codes 4, 17, 32, 341, 613 and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from creatorpulse.observation import Platform
 from creatorpulse.sources._common import (
@@ -31,6 +31,7 @@ from creatorpulse.sources._common import (
     retry_after,
 )
 from creatorpulse.sources.base import (
+    Account,
     Api,
     ApiError,
     AuthExpired,
@@ -192,43 +193,67 @@ def insights(body: Any) -> dict[str, Any]:
 
 
 class GraphConnector(ConnectorBase):
-    """The part of a Meta connector that is the Graph API's, not the platform's."""
+    """A Meta connector: the account object, one edge of its content, and insights per item.
+
+    A platform sets the class attributes and implements :meth:`map_item` and
+    :meth:`insight_metrics`; paging, deletion, missing insights and errors are the Graph API's.
+    """
+
+    account_fields: ClassVar[str]
+    account_metrics: ClassVar[Mapping[str, str]]
+    content_edge: ClassVar[str]  # "media", "posts"
+    item_fields: ClassVar[str]
+    page_size: ClassVar[str] = "50"
+
+    def map_item(self, observe: Observer, item: Any, poll: Poll) -> None:
+        raise NotImplementedError
+
+    def insight_metrics(self, item: Any) -> Mapping[str, str]:
+        """``{insight name: metric}`` to ask for ``item`` (its fields as the platform sent them)."""
+        raise NotImplementedError
 
     def check(self, response: Response) -> timedelta | None:
         return check(self.platform, response, self.clock())
 
-    def insights(self, api: Api, object_id: str, metrics: str) -> Any:
-        """The object's lifetime insights answer; None when the platform has none for it."""
+    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
+        observe = Observer(self.platform, account, now)
+        poll = Poll()
+        found = api.get(path(account.external_id), {"fields": self.account_fields})
+        map_each(poll, [found], lambda item, part: observe.counts(
+            part, obj(item, "account"), self.account_metrics), "account")
+        name = self.content_edge
+        listed = edge(api, poll, name, path(account.external_id, name),
+                      {"fields": self.item_fields, "limit": self.page_size})
+        map_each(poll, listed, lambda item, part: self.map_item(observe, item, part), name)
+        return poll
+
+    def fetch_content(
+        self, api: Api, account: Account, content: Sequence[Content], now: datetime
+    ) -> Poll:
+        """Each object's fields and lifetime insights; an object that no longer exists is
+        deleted, and insights the platform has not got are missing."""
+        observe = Observer(self.platform, account, now)
+        poll = Poll()
+        for piece in content:
+            try:
+                item = api.get(path(piece.id), {"fields": self.item_fields})
+                metrics = self.insight_metrics(item)
+                raw = self._insights(api, piece.id, ",".join(metrics))
+            except Gone:
+                poll.deleted.append(piece.id)
+                continue
+            map_each(poll, [item], lambda value, part: self.map_item(observe, value, part),
+                     self.content_edge)
+            if raw is not None:
+                map_each(poll, [raw], lambda body, part, piece=piece, metrics=metrics: (
+                    observe.counts(part, insights(body), metrics, content_id=piece.id,
+                                   kind=piece.kind)), f"{self.content_edge} {piece.id} insights")
+        return poll
+
+    def _insights(self, api: Api, object_id: str, metrics: str) -> Any:
         try:
             return api.get(path(object_id, "insights"), {"metric": metrics, "period": "lifetime"})
         except GraphError as exc:
             if exc.no_insights:
                 return None
             raise
-
-    def fetch_objects(
-        self,
-        api: Api,
-        observe: Observer,
-        content: Sequence[Content],
-        what: str,
-        fields: str,
-        map_object: Callable[[Any, Poll], None],
-        insight_metrics: Callable[[Any], Mapping[str, str]],
-    ) -> Poll:
-        """A targeted poll: each object's fields and insights; a vanished one is deleted."""
-        poll = Poll()
-        for piece in content:
-            try:
-                item = api.get(path(piece.id), {"fields": fields})
-                metrics = insight_metrics(item)
-                raw = self.insights(api, piece.id, ",".join(metrics))
-            except Gone:
-                poll.deleted.append(piece.id)
-                continue
-            map_each(poll, [item], map_object, what)
-            if raw is not None:
-                map_each(poll, [raw], lambda body, part, piece=piece, metrics=metrics: (
-                    observe.counts(part, insights(body), metrics, content_id=piece.id,
-                                   kind=piece.kind)), f"{what} {piece.id} insights")
-        return poll

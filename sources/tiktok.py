@@ -24,10 +24,9 @@ from creatorpulse.sources._common import (
     Malformed,
     Observer,
     body_json,
-    chunks,
-    dead_letter,
     is_transient,
     items,
+    lookup,
     map_each,
     obj,
     pages,
@@ -89,18 +88,13 @@ class TikTok(ConnectorBase):
     ) -> Poll:
         observe = Observer(self.platform, account, now)
         poll = Poll()
-        for batch in chunks([c.id for c in content], QUERY_BATCH):
-            body = api.post("/v2/video/query/", json={"filters": {"video_ids": batch}},
+
+        def fetch(batch: list[str]) -> Any:
+            return api.post("/v2/video/query/", json={"filters": {"video_ids": batch}},
                             params={"fields": VIDEO_FIELDS})
-            try:
-                videos = items(obj(obj(body, "body").get("data"), "data").get("videos"),
-                               "data.videos")
-            except Malformed as exc:
-                poll.dead_letters.append(dead_letter(body, f"video/query: {exc}"))
-                continue
-            map_each(poll, videos, lambda item, part: _video(observe, item, part), "video")
-            seen = {v.get("id") for v in videos if isinstance(v, dict)}
-            poll.deleted += [i for i in batch if i not in seen]
+
+        lookup(poll, "video", [c.id for c in content], QUERY_BATCH, fetch, _found,
+               lambda item, part: _video(observe, item, part))
         return poll
 
     def check(self, response: Response) -> timedelta | None:
@@ -128,6 +122,10 @@ class TikTok(ConnectorBase):
 def _list_body(cursor: int | None) -> dict[str, int]:
     return {"max_count": PAGE_SIZE} if cursor is None else {"max_count": PAGE_SIZE,
                                                             "cursor": cursor}
+
+
+def _found(body: Any) -> tuple[list[Any], set[str]]:
+    return items(obj(obj(body, "body").get("data"), "data").get("videos"), "data.videos"), set()
 
 
 def _split(page: Any) -> tuple[list[Any], int | None]:

@@ -24,11 +24,10 @@ from creatorpulse.sources._common import (
     Malformed,
     Observer,
     body_json,
-    chunks,
-    dead_letter,
     is_transient,
     iso_time,
     items,
+    lookup,
     map_each,
     obj,
     pages,
@@ -110,19 +109,9 @@ class X(ConnectorBase):
     ) -> Poll:
         observe = Observer(self.platform, account, now)
         poll = Poll()
-        for batch in chunks([c.id for c in content], LOOKUP_BATCH):
-            body = api.get("/2/tweets", {"ids": ",".join(batch), "tweet.fields": TWEET_FIELDS})
-            try:
-                tweets = items(obj(body, "body").get("data"), "data")
-                errors = items(body.get("errors"), "errors")
-            except Malformed as exc:
-                poll.dead_letters.append(dead_letter(body, f"tweets: {exc}"))
-                continue
-            map_each(poll, tweets, lambda item, part: _tweet(observe, item, part), "tweet")
-            seen = {t.get("id") for t in tweets if isinstance(t, dict)}
-            seen |= {e.get("resource_id") for e in errors if isinstance(e, dict)}
-            gone = _not_found(body)
-            poll.deleted += [i for i in batch if i in gone or i not in seen]
+        lookup(poll, "tweet", [c.id for c in content], LOOKUP_BATCH, lambda batch: api.get(
+            "/2/tweets", {"ids": ",".join(batch), "tweet.fields": TWEET_FIELDS}), _found,
+            lambda item, part: _tweet(observe, item, part))
         return poll
 
     def check(self, response: Response) -> timedelta | None:
@@ -156,6 +145,14 @@ def _not_found(body: Any) -> set[str]:
     errors = body.get("errors") if isinstance(body, dict) else None
     return {str(e.get("resource_id") or e.get("value")) for e in errors or []
             if isinstance(e, dict) and e.get("type") == NOT_FOUND}
+
+
+def _found(body: Any) -> tuple[list[Any], set[str]]:
+    """A lookup's tweets, and the ids it reports with an error other than not found."""
+    body = obj(body, "body")
+    errors = [e for e in items(body.get("errors"), "errors") if isinstance(e, dict)]
+    kept = {str(e.get("resource_id")) for e in errors if e.get("type") != NOT_FOUND}
+    return items(body.get("data"), "data"), kept
 
 
 def _split(page: Any) -> tuple[list[Any], str | None]:

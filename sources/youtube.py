@@ -28,11 +28,11 @@ from creatorpulse.sources._common import (
     Malformed,
     Observer,
     body_json,
-    chunks,
     dead_letter,
     is_transient,
     iso_time,
     items,
+    lookup,
     map_each,
     obj,
     pages,
@@ -117,17 +117,13 @@ class YouTube(ConnectorBase):
 
     def _videos(self, api: Api, observe: Observer, ids: list[str]) -> Poll:
         poll = Poll()
-        for batch in chunks(ids, BATCH):
-            body = api.get(f"{BASE}/videos", {"part": "statistics,snippet", "id": ",".join(batch)},
+
+        def fetch(batch: list[str]) -> Any:
+            return api.get(f"{BASE}/videos", {"part": "statistics,snippet", "id": ",".join(batch)},
                            cost=LIST_COST)
-            try:
-                videos = items(obj(body, "videos").get("items"), "items")
-            except Malformed as exc:
-                poll.dead_letters.append(dead_letter(body, f"videos: {exc}"))
-                continue
-            map_each(poll, videos, lambda item, part: _video(observe, item, part), "video")
-            seen = {v.get("id") for v in videos if isinstance(v, dict)}
-            poll.deleted += [i for i in batch if i not in seen]
+
+        lookup(poll, "video", ids, BATCH, fetch, _found,
+               lambda item, part: _video(observe, item, part))
         return poll
 
     def check(self, response: Response) -> timedelta | None:
@@ -165,6 +161,10 @@ def _split(page: Any) -> tuple[list[Any], str | None]:
         msg = f"nextPageToken: expected a string, got {token!r}"
         raise Malformed(msg)
     return items(page.get("items"), "items"), token
+
+
+def _found(body: Any) -> tuple[list[Any], set[str]]:
+    return items(obj(body, "videos").get("items"), "items"), set()
 
 
 def _channel(observe: Observer, item: Any, poll: Poll) -> str:
