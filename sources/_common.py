@@ -262,7 +262,7 @@ def lookup(
             poll.dead_letters.append(dead_letter(body, f"{what}: {exc}"))
             continue
         map_each(poll, found, map_one, what)
-        kept |= {v.get("id") for v in found if isinstance(v, dict)}
+        kept |= {v["id"] for v in found if isinstance(v, dict) and isinstance(v.get("id"), str)}
         poll.deleted += [i for i in batch if i not in kept]
 
 

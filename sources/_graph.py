@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
 from creatorpulse.observation import Platform
@@ -245,9 +246,8 @@ class GraphConnector(ConnectorBase):
             map_each(poll, [item], lambda value, part: self.map_item(observe, value, part),
                      self.content_edge)
             if raw is not None:
-                map_each(poll, [raw], lambda body, part, piece=piece, metrics=metrics: (
-                    observe.counts(part, insights(body), metrics, content_id=piece.id,
-                                   kind=piece.kind)), f"{self.content_edge} {piece.id} insights")
+                map_each(poll, [raw], partial(_map_insights, observe, piece, metrics),
+                         f"{self.content_edge} {piece.id} insights")
         return poll
 
     def _insights(self, api: Api, object_id: str, metrics: str) -> Any:
@@ -257,3 +257,8 @@ class GraphConnector(ConnectorBase):
             if exc.no_insights:
                 return None
             raise
+
+
+def _map_insights(observe: Observer, piece: Content, metrics: Mapping[str, str], body: Any,
+                  poll: Poll) -> None:
+    observe.counts(poll, insights(body), metrics, content_id=piece.id, kind=piece.kind)

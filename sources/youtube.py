@@ -133,10 +133,9 @@ class YouTube(ConnectorBase):
         body = body_json(response)
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
-        found = [e.get("reason") for key in ("errors", "details")
-                 for e in (error.get(key) if isinstance(error.get(key), list) else [])
-                 if isinstance(e, dict)]
-        reasons = {r for r in found if isinstance(r, str)}
+        listed = [e for key in ("errors", "details") if isinstance(error.get(key), list)
+                  for e in error[key] if isinstance(e, dict)]
+        reasons = {e["reason"] for e in listed if isinstance(e.get("reason"), str)}
         message = _TAG.sub("", str(error.get("message") or "no error in the body"))
         what = reason(self.platform, response.status, message, ", ".join(sorted(reasons)))
         if response.status == 401:
