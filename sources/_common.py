@@ -182,8 +182,13 @@ def payload_bytes(value: Any) -> bytes:
 
 
 def dead_letter(value: Any, reason: str) -> MappingError:
-    """A :class:`MappingError` carrying ``value`` JSON-encoded, for the dead-letter topic."""
-    return MappingError(redact(reason)[:_MAX_REASON], payload_bytes(value))
+    """A :class:`MappingError` carrying ``value`` JSON-encoded, for the dead-letter topic.
+
+    Token-like query parameters are masked in it too: Meta's ``paging`` links carry the
+    ``access_token``, and no token may reach a topic.
+    """
+    raw = redact(payload_bytes(value).decode()).encode()
+    return MappingError(redact(reason)[:_MAX_REASON], raw)
 
 
 def map_each(poll: Poll, values: Iterable[Any], map_one: Callable[[Any, Poll], None],

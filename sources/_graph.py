@@ -123,7 +123,7 @@ def usage_pause(headers: Mapping[str, str]) -> timedelta | None:
     percent, regain = usage(headers)
     if regain > timedelta(0):
         return regain
-    if percent < PAUSE_FROM:
+    if percent <= PAUSE_FROM:
         return None
     share = min(percent - PAUSE_FROM, 100 - PAUSE_FROM) / (100 - PAUSE_FROM)
     return PAUSE_AT_FULL * share
@@ -135,7 +135,8 @@ def check(platform: Platform, response: Response, now: datetime) -> timedelta | 
     error = error_of(response)
     code, subcode = error.get("code"), error.get("error_subcode")
     message = str(error.get("message") or "no Graph API error in the body")
-    what = reason(platform, response.status, message, f"code {code}, subcode {subcode}")
+    codes = f"code {code}" + (f", subcode {subcode}" if subcode is not None else "")
+    what = reason(platform, response.status, message, codes)
     if response.status == 401 or code in AUTH_CODES:
         raise AuthExpired(what)
     if code in THROTTLE_CODES or response.status == 429:

@@ -89,6 +89,18 @@ def test_a_malformed_page_is_a_dead_letter_and_polling_goes_on() -> None:
     assert metrics(poll)["followers"] == 1230
 
 
+def test_a_dead_letter_never_carries_the_token_of_a_paging_link() -> None:
+    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
+    page = json.loads(payload("instagram", "media_page1"))
+    page["paging"]["previous"], page["paging"]["next"] = page["paging"]["next"], 42
+    api.on(MEDIA, body=page)
+    poll = Instagram().fetch_account(api, ACCOUNT, NOW)
+    assert len(poll.dead_letters) == 1
+    assert b"IGQVJ-secret-token" not in poll.dead_letters[0].payload
+    assert b"access_token=***" in poll.dead_letters[0].payload
+    assert "paging.next: expected a URL, got 42" in poll.dead_letters[0].reason
+
+
 def test_a_cursor_loop_is_an_api_error() -> None:
     api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
     api.on(MEDIA, "media_loop")
