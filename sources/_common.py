@@ -314,6 +314,10 @@ def redact(message: str) -> str:
 
 
 def reason(platform: Platform, status: int, message: str, detail: str = "") -> str:
-    """An error message naming the platform and status, without a token or a full URL."""
-    extra = f" ({detail})" if detail else ""
-    return redact(f"{platform.value}: HTTP {status}: {message}{extra}")[:_MAX_REASON]
+    """An error message naming the platform and status, without a token; a long platform
+    message is cut, the codes in ``detail`` are kept."""
+    extra = f" ({redact(detail)[:100]})" if detail else ""
+    head = f"{platform.value}: HTTP {status}: "
+    room = _MAX_REASON - len(head) - len(extra)
+    text = redact(message)
+    return head + (text if len(text) <= room else text[:room - 3] + "...") + extra

@@ -116,5 +116,6 @@ def test_messages_never_carry_tokens() -> None:
     for secret in ("EAAB123", "act.abc.DEF", "AIzaSy-secret"):
         assert secret not in shown
     assert "fields=id" in shown
-    assert reason(Platform.X, 400, "x" * 500).startswith("x: HTTP 400: xxx")
-    assert len(reason(Platform.X, 400, "x" * 500)) == 300
+    long = reason(Platform.X, 400, "x" * 500, "code 4")
+    assert long.startswith("x: HTTP 400: xxx") and long.endswith("xx... (code 4)")
+    assert len(long) == 300
