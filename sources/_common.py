@@ -20,6 +20,7 @@ from creatorpulse.observation import ContentKind, Observation, Platform, Provena
 from creatorpulse.sources.base import Account, ApiError, Content, MappingError, Poll, Response
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 
@@ -191,6 +192,15 @@ def dead_letter(value: Any, reason: str) -> MappingError:
     return MappingError(redact(reason)[:_MAX_REASON], raw)
 
 
+def parse(poll: Poll, answer: Any, read: Callable[[Any], T], what: str) -> T | None:
+    """``read(answer)``, or None with the answer dead-lettered when its shape is wrong."""
+    try:
+        return read(answer)
+    except Malformed as exc:
+        poll.dead_letters.append(dead_letter(answer, f"{what}: {exc}"))
+        return None
+
+
 def map_each(poll: Poll, values: Iterable[Any], map_one: Callable[[Any, Poll], None],
              what: str) -> None:
     """Map each value with ``map_one(value, part)``; a :class:`Malformed` one is a dead letter."""
@@ -226,12 +236,10 @@ def pages(
     seen: set[Any] = set()
     cursor: C | None = None
     while True:
-        page = fetch(cursor)
-        try:
-            found, cursor = split(page)
-        except Malformed as exc:
-            poll.dead_letters.append(dead_letter(page, f"{what} page: {exc}"))
+        parsed = parse(poll, fetch(cursor), split, f"{what} page")
+        if parsed is None:
             return
+        found, cursor = parsed
         yield from found
         if cursor is None:
             return
@@ -260,12 +268,10 @@ def lookup(
     the answer neither has nor speaks of no longer exists (deleted, or no longer public).
     """
     for batch in chunks(ids, size):
-        body = fetch(batch)
-        try:
-            found, kept = split(body)
-        except Malformed as exc:
-            poll.dead_letters.append(dead_letter(body, f"{what}: {exc}"))
+        parsed = parse(poll, fetch(batch), split, what)
+        if parsed is None:
             continue
+        found, kept = parsed
         map_each(poll, found, map_one, what)
         kept |= {v["id"] for v in found if isinstance(v, dict) and isinstance(v.get("id"), str)}
         poll.deleted += [i for i in batch if i not in kept]

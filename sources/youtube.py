@@ -28,7 +28,6 @@ from creatorpulse.sources._common import (
     Malformed,
     Observer,
     body_json,
-    dead_letter,
     is_transient,
     iso_time,
     items,
@@ -36,6 +35,7 @@ from creatorpulse.sources._common import (
     map_each,
     obj,
     pages,
+    parse,
     reason,
     retry_after,
     text,
@@ -83,11 +83,10 @@ class YouTube(ConnectorBase):
         poll = Poll()
         body = api.get(f"{BASE}/channels", {
             "part": "statistics,contentDetails", "id": account.external_id}, cost=LIST_COST)
-        try:
-            channels = items(obj(body, "channels").get("items"), "items")
-        except Malformed as exc:
-            poll.dead_letters.append(dead_letter(body, f"channels: {exc}"))
+        parsed = parse(poll, body, _found, "channels")
+        if parsed is None:
             return poll
+        channels, _ = parsed
         if not channels:
             msg = f"youtube: channel {account.external_id} not found"
             raise Gone(msg)
@@ -163,7 +162,8 @@ def _split(page: Any) -> tuple[list[Any], str | None]:
 
 
 def _found(body: Any) -> tuple[list[Any], set[str]]:
-    return items(obj(body, "videos").get("items"), "items"), set()
+    """The ``items`` of a list answer (channels, videos); no id is ever reported otherwise."""
+    return items(obj(body, "answer").get("items"), "items"), set()
 
 
 def _channel(observe: Observer, item: Any, poll: Poll) -> str:
