@@ -236,9 +236,9 @@ def test_x_own_post_reply_like_and_delete() -> None:
 
 
 def test_x_activity_envelope() -> None:
-    body = dumps({"data": {"event_uuid": "u1", "event_type": "post.create", "filter":
-                           {"user_id": ME}, "payload": {"id": "200", "author_id": ME,
-                                                         "created_at": "2026-11-25T08:00:00.000Z"}}})
+    payload = {"id": "200", "author_id": ME, "created_at": "2026-11-25T08:00:00.000Z"}
+    body = dumps({"data": {"event_uuid": "u1", "event_type": "post.create",
+                           "filter": {"user_id": ME}, "payload": payload}})
     delivery = x.read(body, NOW)
     assert [(h.content_id, h.reason) for h in delivery.hints] == [("200", "post.create")]
     assert delivery.content[0].occurred_at == datetime(2026, 11, 25, 8, tzinfo=UTC)
