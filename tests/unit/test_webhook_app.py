@@ -320,3 +320,20 @@ def test_metrics_and_health(client: TestClient) -> None:
     assert client.get("/healthz").text == "ok"
     text = client.get("/metrics").text
     assert "# TYPE creatorpulse_webhook_deliveries_total counter" in text
+
+
+def test_the_serve_command_uses_the_shipped_topics_and_the_settings_secrets() -> None:
+    from creatorpulse.settings import Settings
+    from creatorpulse.sources.webhooks.cli import listen_port, receiver_config
+    from creatorpulse.topics import CONTENT, DLQ, HINTS
+
+    settings = Settings.from_env({"CREATORPULSE_WEBHOOKS_MAX_BODY": "2048"}, dotenv=None)
+    config = receiver_config(settings)
+    assert (config.hints_topic, config.content_topic, config.dlq_topic) == (
+        HINTS.name, CONTENT.name, DLQ.name)
+    assert config.meta_secrets == (settings.instagram_client_secret,
+                                   settings.facebook_client_secret)
+    assert config.max_body == 2048
+    assert config.timestamp_tolerance == timedelta(seconds=300)
+    assert listen_port(settings.webhooks_url) == 8700
+    assert listen_port("https://hooks.example.com") == 443
