@@ -134,7 +134,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
           f"metrics at /metrics", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port,
                                            log_level=settings.log_level.lower(),
-                                           access_log=False))
+                                           # The project's logging; no access log: query
+                                           # strings carry handshake tokens.
+                                           log_config=None, access_log=False))
     try:
         server.run()
     finally:

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import psycopg
@@ -229,3 +229,99 @@ def test_an_unreadable_signed_payload_is_a_dead_letter(env: Env) -> None:
     assert count(env.settings, env.topics["dlq"]) == 1
     assert count(env.settings, env.topics["hints"]) == 0
 
+
+
+# --- YouTube WebSub: subscription, verification of intent, a signed push ----------------------
+
+
+class StandInHub:
+    """A WebSub hub: accepts a subscription (202), then verifies intent with a GET to the callback
+    and remembers the secret to sign pushes with, as a hub does."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        self.verifications: list[tuple[str, int, str]] = []  # (challenge, status, body)
+        self.secrets: dict[str, str] = {}
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers["Content-Length"])
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(size).decode()).items()}
+                self.send_response(202)
+                self.end_headers()
+                hub.secrets[form["hub.topic"]] = form["hub.secret"]
+                threading.Thread(target=hub.verify, args=(form,), daemon=True).start()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/subscribe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def verify(self, form: dict[str, str], challenge: str = "c-4815162342") -> None:
+        params = {"hub.mode": form["hub.mode"], "hub.topic": form["hub.topic"],
+                  "hub.challenge": challenge, "hub.lease_seconds": "600"}
+        response = requests.get(form["hub.callback"], params=params, timeout=10)
+        self.verifications.append((challenge, response.status_code, response.text))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_websub_subscribe_verify_and_push(env: Env, db: psycopg.Connection, unique: str) -> None:
+    from datetime import UTC, datetime
+
+    from creatorpulse.sources.webhooks.websub import (
+        HubClient,
+        renew,
+        topic_url,
+        youtube_channels,
+    )
+
+    channel = f"UC{unique}{'x' * 12}"
+    db.execute("INSERT INTO tenants (id, name) VALUES (%s, 'webhooks test')", (unique,))
+    db.execute("INSERT INTO influencers (id, tenant_id, name) VALUES (%s, %s, 'i')",
+               (unique, unique))
+    db.execute("INSERT INTO platform_accounts (tenant_id, influencer_id, platform, external_id) "
+               "VALUES (%s, %s, 'youtube', %s)", (unique, unique, channel))
+    hub = StandInHub()
+    secret = "websub-integration-secret"
+    env = replace(env, config=replace(env.config, websub_secrets=(Secret(secret),)))
+    try:
+        with Receiver(env) as receiver, requests.Session() as session:
+            client = HubClient(session, hub.url, receiver.url + "/webhooks/youtube",
+                               Secret(secret), timedelta(days=5))
+            subscriptions = receiver.app.state.subscriptions
+            assert channel in youtube_channels(db)
+            assert renew([channel], subscriptions, client, lambda: datetime.now(UTC),
+                         timedelta(days=5)) == 1
+            wait_until(lambda: hub.verifications or None, part="websub",
+                       what="the hub's verification", timeout=15)
+            assert hub.verifications == [("c-4815162342", 200, "c-4815162342")]
+            assert subscriptions.snapshot()[topic_url(channel)].expires_at is not None
+            assert hub.secrets[topic_url(channel)] == secret
+            # A verification for a topic we never asked for is refused.
+            hub.verify({"hub.mode": "subscribe", "hub.topic": topic_url("UCother"),
+                        "hub.callback": receiver.url + "/webhooks/youtube"}, "nope")
+            assert hub.verifications[-1][1] == 404
+            # The hub pushes an upload, signed with the secret we gave it.
+            atom = (f'<feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" '
+                    f'xmlns="http://www.w3.org/2005/Atom"><entry><id>yt:video:vid{unique}</id>'
+                    f"<yt:videoId>vid{unique}</yt:videoId><yt:channelId>{channel}</yt:channelId>"
+                    "<updated>2026-11-25T09:00:00.123456789+00:00</updated></entry></feed>"
+                    ).encode()
+            sig = hmac.new(secret.encode(), atom, hashlib.sha1).hexdigest()
+            pushed = receiver.post("/webhooks/youtube", atom,
+                                   {"X-Hub-Signature": f"sha1={sig}",
+                                    "Content-Type": "application/atom+xml"})
+            assert pushed.json() == {"status": "accepted"}
+        [hint] = [PollHint.from_json(v) for v in consume(env.settings, env.topics["hints"], 1)]
+        assert (hint.external_account_id, hint.content_id) == (channel, f"vid{unique}")
+    finally:
+        hub.close()
+        db.execute("DELETE FROM tenants WHERE id = %s", (unique,))
