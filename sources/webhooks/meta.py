@@ -31,7 +31,8 @@ POST_ITEMS = ("status", "post", "photo", "video", "share")
 
 def read(body: bytes, received_at: datetime) -> Delivery:
     data = load_json_object(body)
-    platform = OBJECTS.get(data.get("object"))  # type: ignore[arg-type]
+    kind = data.get("object")
+    platform = OBJECTS.get(kind) if isinstance(kind, str) else None
     if platform is None:
         msg = f"object: expected one of {', '.join(OBJECTS)}, got {data.get('object')!r}"
         raise Unmappable(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -249,3 +250,47 @@ def test_x_activity_envelope() -> None:
 def test_unreadable_x_payloads(body: bytes) -> None:
     with pytest.raises(Unmappable):
         x.read(body, NOW)
+
+
+# --- any JSON: a reader answers with a delivery or Unmappable, never another exception ---------
+
+KEYS = ["object", "entry", "id", "time", "changes", "field", "value", "media", "media_id", "text",
+        "from", "item", "verb", "post_id", "message", "created_time", "event", "user_openid",
+        "create_time", "content", "for_user_id", "tweet_create_events", "favorite_events",
+        "tweet_delete_events", "user_event", "data", "event_type", "filter", "user_id", "payload",
+        "author_id", "id_str", "user", "in_reply_to_status_id_str", "in_reply_to_user_id_str",
+        "timestamp_ms", "status", "favorited_status", "retweeted_status", "created_at"]
+WORDS = ["", "x", "instagram", "page", "comments", "feed", "comment", "add", "remove", "post",
+         "1", "video.publish.completed", "post.create", "2026-01-01T00:00:00Z", '{"video_id": 5}']
+
+
+def arbitrary(rng: random.Random, depth: int = 0) -> object:
+    choice = rng.randrange(8 if depth < 4 else 5)
+    if choice == 0:
+        return rng.choice([None, True, float("nan"), float("inf")])
+    if choice == 1:
+        return rng.randrange(-5, 10**13)
+    if choice == 2:
+        return rng.random() * 1e12
+    if choice in (3, 4):
+        return rng.choice(WORDS)
+    if choice == 5:
+        return [arbitrary(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return {rng.choice(KEYS): arbitrary(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+@pytest.mark.parametrize("reader", [meta.read, tiktok.read, x.read])
+def test_arbitrary_json_never_breaks_a_reader(reader: object) -> None:
+    rng = random.Random(20261125)
+    read = reader  # type: ignore[assignment]
+    mapped = 0
+    for _ in range(3000):
+        data = arbitrary(rng)
+        if isinstance(data, dict) and rng.random() < 0.3:
+            data["object"] = rng.choice(["instagram", "page", {}, []])
+        try:
+            read(json.dumps(data).encode(), NOW)  # type: ignore[operator]
+            mapped += 1
+        except Unmappable:
+            pass
+    assert mapped < 3000
