@@ -153,7 +153,11 @@ def _lifespan(upkeep: Callable[[], None]) -> Callable[[Any], Any]:
     async def lifespan(app: Any) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
-                await asyncio.to_thread(upkeep)
+                try:
+                    await asyncio.to_thread(upkeep)
+                except Exception:
+                    # Upkeep must outlive one bad round; the receiver itself is unaffected.
+                    log.exception("webhook upkeep failed; trying again in %.0fs", UPKEEP_EVERY_S)
                 await asyncio.sleep(UPKEEP_EVERY_S)
 
         task = asyncio.create_task(loop())
