@@ -1,5 +1,8 @@
 """The Starlette application of the receiver: one route per platform, ``/metrics``, ``/healthz``.
 
+Routes: ``/webhooks/meta`` (also ``/webhooks/instagram`` and ``/webhooks/facebook``, the same
+Meta scheme), ``/webhooks/youtube``, ``/webhooks/tiktok``, ``/webhooks/x``.
+
 A POST is handled in this order, and any step can end it:
 
 1. the body is read raw, at most ``max_body`` bytes (413 beyond);
@@ -100,6 +103,9 @@ def schemes(config: ReceiverConfig) -> dict[str, Scheme]:
 
     return {
         "meta": Scheme("meta", None, meta_check, meta.read),
+        # Meta lets each app (and the simulators) name its own callback: the same scheme.
+        "instagram": Scheme("instagram", None, meta_check, meta.read),
+        "facebook": Scheme("facebook", None, meta_check, meta.read),
         "youtube": Scheme("youtube", Platform.YOUTUBE, websub_check, youtube.read),
         "tiktok": Scheme("tiktok", Platform.TIKTOK, tiktok_check, tiktok.read),
         "x": Scheme("x", Platform.X, x_check, x.read),
@@ -187,7 +193,7 @@ def build_app(
         name = request.url.path.rsplit("/", 1)[1]
         params = request.query_params
         try:
-            if name == "meta":
+            if name in ("meta", "instagram", "facebook"):
                 body: str | dict[str, str] = handshakes.meta(params, config.meta_verify_token)
             elif name == "youtube":
                 body = handshakes.websub(params, subscriptions, clock())
@@ -211,7 +217,7 @@ def build_app(
 
     routes = [Route(f"/webhooks/{name}", receive, methods=["POST"]) for name in by_name]
     routes += [Route(f"/webhooks/{name}", handshake, methods=["GET"])
-               for name in ("meta", "youtube", "x")]
+               for name in by_name if name != "tiktok"]
     routes += [Route("/metrics", metrics), Route("/healthz", healthz)]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.counters = counters

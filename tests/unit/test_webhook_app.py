@@ -337,3 +337,13 @@ def test_the_serve_command_uses_the_shipped_topics_and_the_settings_secrets() ->
     assert config.timestamp_tolerance == timedelta(seconds=300)
     assert listen_port(settings.webhooks_url) == 8700
     assert listen_port("https://hooks.example.com") == 443
+
+
+@pytest.mark.parametrize("route", ["/webhooks/instagram", "/webhooks/facebook"])
+def test_meta_answers_on_the_per_app_routes_too(client: TestClient, publisher: FakePublisher,
+                                                route: str) -> None:
+    assert client.post(route, content=IG_COMMENT, headers=meta_headers(IG_COMMENT, FB)
+                       ).status_code == 200
+    params = {"hub.mode": "subscribe", "hub.challenge": "7", "hub.verify_token": VERIFY}
+    assert client.get(route, params=params).text == "7"
+    assert len(publisher.on("t.hints")) == 1
