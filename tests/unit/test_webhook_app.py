@@ -347,3 +347,25 @@ def test_meta_answers_on_the_per_app_routes_too(client: TestClient, publisher: F
     params = {"hub.mode": "subscribe", "hub.challenge": "7", "hub.verify_token": VERIFY}
     assert client.get(route, params=params).text == "7"
     assert len(publisher.on("t.hints")) == 1
+
+
+@pytest.mark.parametrize(("env", "value"), [
+    ("CREATORPULSE_WEBHOOKS_MAX_BODY", "0"), ("CREATORPULSE_WEBHOOKS_MAX_BODY", "1mb"),
+    ("CREATORPULSE_WEBHOOKS_TIMESTAMP_TOLERANCE", "300"), ("CREATORPULSE_WEBSUB_SECRET", " "),
+    ("CREATORPULSE_WEBSUB_HUB_URL", "ftp://hub"),
+])
+def test_bad_receiver_settings_name_their_key(env: str, value: str) -> None:
+    from creatorpulse.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=env):
+        Settings.from_env({env: value}, dotenv=None)
+
+
+def test_receiver_secrets_are_masked_when_settings_are_shown() -> None:
+    from creatorpulse.settings import Settings
+
+    settings = Settings.from_env({"CREATORPULSE_META_VERIFY_TOKEN": "tok-123",
+                                  "CREATORPULSE_WEBSUB_SECRET": "sec-456"}, dotenv=None)
+    shown = repr(settings) + str(settings.describe())
+    assert "tok-123" not in shown and "sec-456" not in shown
+    assert settings.meta_verify_token.reveal() == "tok-123"
