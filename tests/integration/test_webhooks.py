@@ -325,3 +325,13 @@ def test_websub_subscribe_verify_and_push(env: Env, db: psycopg.Connection, uniq
     finally:
         hub.close()
         db.execute("DELETE FROM tenants WHERE id = %s", (unique,))
+
+
+def test_old_deliveries_are_pruned(env: Env, db: psycopg.Connection) -> None:
+    from datetime import UTC, datetime
+
+    db.execute(f"INSERT INTO {env.table} (platform, delivery_id, received_at) VALUES "
+               "('x', 'old', now() - interval '8 days'), ('x', 'new', now())")
+    with ConnectionPool(env.settings.database_dsn.reveal(), min_size=1, max_size=1) as pool:
+        assert PostgresDedup(pool, env.table).prune(datetime.now(UTC) - timedelta(days=7)) == 1
+    assert [r[0] for r in db.execute(f"SELECT delivery_id FROM {env.table}")] == ["new"]
