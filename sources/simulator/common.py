@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -62,8 +63,8 @@ Handler = Callable[[Request, Call], Awaitable[Response]]
 
 def iso_z(t: float, ms: bool = False) -> str:
     stamp = datetime.fromtimestamp(t, UTC)
-    if ms:
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    if ms:  # X's form: whole seconds written with milliseconds
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -309,6 +310,12 @@ class PlatformApp:
                     self.sim.sender.send(d)
                     sent += 1
         return sent
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (the OAuth token endpoints' and hubs')."""
+    return dict(parse_qsl((await request.body()).decode(errors="replace"),
+                          keep_blank_values=True))
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

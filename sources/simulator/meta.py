@@ -24,6 +24,7 @@ from creatorpulse.sources.simulator.common import (
     Refusal,
     Sim,
     field_list,
+    form_of,
     json_response,
 )
 from creatorpulse.sources.simulator.limits import SlidingWindow
@@ -341,7 +342,7 @@ class MetaApp(PlatformApp):
         """``POST /{app-id}/subscriptions``: verify the callback with ``hub.challenge``, keep it."""
         q = dict(request.query_params)
         if request.method == "POST":
-            form = await request.form()
+            form = await form_of(request)
             q.update({k: str(v) for k, v in form.items()})
         if q.get("access_token") != f"{self.client.id}|{self.client.secret}":
             return graph_error("(#15) This method must be called with an app access_token.", 15)

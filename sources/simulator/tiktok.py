@@ -19,7 +19,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from creatorpulse.sources.simulator import signing
-from creatorpulse.sources.simulator.common import Call, PlatformApp, Refusal, Sim, json_response
+from creatorpulse.sources.simulator.common import (
+    Call,
+    PlatformApp,
+    Refusal,
+    Sim,
+    form_of,
+    json_response,
+)
 from creatorpulse.sources.simulator.limits import SlidingWindow
 from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id
 from creatorpulse.sources.simulator.world import Account, Post
@@ -185,7 +192,7 @@ class TikTokApp(PlatformApp):
         return json_response(tiktok_body({"videos": videos, "cursor": 0, "has_more": False}))
 
     async def token(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await form_of(request)
 
         def oauth_error(error: str, description: str) -> Response:
             return json_response({"error": error, "error_description": description,

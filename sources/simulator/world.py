@@ -163,6 +163,8 @@ class Ids:
             elif platform == "youtube" and len(ident) == 24 and ident[:2] in ("UC", "UU"):
                 i = int.from_bytes(_unb64(ident[-4:]), "big")
                 ident = "UC" + ident[2:]
+            elif platform == "tiktok" and len(ident) == 36:
+                i = int(ident[-12:], 16) ^ _uuid_mask(self.seed)
             elif platform == "x" and ident.startswith("15") and len(ident) == 10:
                 i = int(ident[2:])
             else:
@@ -205,8 +207,13 @@ class Ids:
 
 
 def _uuid(seed: int, i: int) -> str:
+    """A uuid-shaped open_id whose last group hides the index."""
     h = hashlib.sha256(f"tt:{seed}:{i}".encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{i ^ _uuid_mask(seed):012x}"
+
+
+def _uuid_mask(seed: int) -> int:
+    return int(hashlib.sha256(f"ttmask:{seed}".encode()).hexdigest()[:12], 16)
 
 
 # --- the world ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from creatorpulse.sources.simulator.common import (
     PlatformApp,
     Refusal,
     Sim,
+    form_of,
     iso_z,
     json_response,
 )
@@ -361,7 +362,7 @@ class XApp(PlatformApp):
         return client_id if (client_id, secret) == (self.client.id, self.client.secret) else ""
 
     async def token(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await form_of(request)
         basic = self.basic_client(request)
         client_id = basic if basic is not None else form.get("client_id")
         if client_id != self.client.id:
@@ -382,7 +383,7 @@ class XApp(PlatformApp):
                               "refresh_token": issued[1]})
 
     async def app_token(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await form_of(request)
         if not self.basic_client(request):
             return problem(403, "Forbidden", "Unable to verify your credentials")
         if form.get("grant_type") != "client_credentials":

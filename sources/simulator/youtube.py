@@ -31,6 +31,7 @@ from creatorpulse.sources.simulator.common import (
     PlatformApp,
     Refusal,
     Sim,
+    form_of,
     iso_z,
     json_response,
 )
@@ -315,7 +316,7 @@ class YouTubeApp(PlatformApp):
     # --- OAuth -------------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        form = await request.form()
+        form = await form_of(request)
         client = (form.get("client_id"), form.get("client_secret"))
         if client != (self.client.id, self.client.secret):
             return json_response({"error": "invalid_client",
@@ -335,7 +336,7 @@ class YouTubeApp(PlatformApp):
     # --- WebSub ------------------------------------------------------------------------------
 
     async def hub(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await form_of(request)
         mode, callback, topic = (form.get("hub.mode"), form.get("hub.callback", ""),
                                  form.get("hub.topic", ""))
         if mode not in ("subscribe", "unsubscribe"):
