@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import struct
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,10 +36,14 @@ _TOPICS = ("recipe", "workout", "travel diary", "tutorial", "behind the scenes",
            "challenge", "vlog", "Q&A", "haul", "tips", "story time")
 
 
+_SIXTEEN_U32 = struct.Struct(">16I")
+_TO_UNIT = 2.0**-32
+
+
 def uniforms(*parts: object) -> tuple[float, ...]:
-    """Eight deterministic numbers in [0, 1) for ``parts`` (stable across runs and machines)."""
+    """Sixteen deterministic numbers in [0, 1) for ``parts`` (stable across runs and machines)."""
     digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=64).digest()
-    return tuple(int.from_bytes(digest[i:i + 8], "big") / 2**64 for i in range(0, 64, 8))
+    return tuple([n * _TO_UNIT for n in _SIXTEEN_U32.unpack(digest)])
 
 
 def round_3_significant(n: int) -> int:
@@ -121,7 +126,9 @@ def publish_time(account: Account, k: int) -> float:
 
 @lru_cache(maxsize=200_000)
 def _jitter(platform: str, index: int, first: float, k: int) -> float:
-    return uniforms("jitter", platform, index, first, k)[0] * 0.6
+    digest = hashlib.blake2b(f"jitter:{platform}:{index}:{first}:{k}".encode(),
+                             digest_size=4).digest()
+    return int.from_bytes(digest, "big") * _TO_UNIT * 0.6
 
 
 # --- ids: readable from the index, and back -------------------------------------------------
@@ -294,7 +301,7 @@ class World:
 
     def _make_post(self, account: Account, k: int) -> Post:
         r = uniforms("post", self.seed, account.platform, account.index, k)
-        s = uniforms("post2", self.seed, account.platform, account.index, k)
+        s = r[8:]
         tau = 3600 * (1 + r[0] * 11)
         viral = r[1] < 0.05
         unlikes = r[2] < 0.3
