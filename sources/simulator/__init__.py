@@ -58,5 +58,6 @@ Webhook events: Instagram ``comments`` (default), ``mentions``; Facebook ``feed`
 ``deleted`` (tombstone); TikTok ``video.publish.completed`` (default), ``authorization.removed``;
 X ``favorite_events`` (default), ``tweet_create_events``, ``tweet_delete_events``,
 ``follow_events``. Deliveries go to the subscribed callback (Meta ``/{app-id}/subscriptions``,
-the WebSub hub, X ``/2/webhooks``), else to ``CREATORPULSE_WEBHOOKS_URL`` + ``/webhooks/<platform>``.
+the WebSub hub, X ``/2/webhooks``), else to ``CREATORPULSE_WEBHOOKS_URL`` +
+``/webhooks/<platform>``.
 """

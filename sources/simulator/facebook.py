@@ -55,6 +55,9 @@ class FacebookApp(MetaApp):
             "link": f"https://www.facebook.com/{account.handle}",
             "followers_count": followers, "fan_count": followers * 9 // 10,
             "verification_status": "not_verified",
+            # The Instagram account of the same creator (same index in the seeded world).
+            "instagram_business_account": {
+                "id": self.world.ids.account("instagram", account.index)},
         }
 
     def post_fields(self, post: Post, now: float, fields: list[str]) -> dict[str, Any]:
@@ -88,6 +91,13 @@ class FacebookApp(MetaApp):
 
     def account_edge(self, request: Request, account: Account, edge: str, fields: list[str],
                      now: float) -> Response:
+        if edge == "accounts" and request.state.parts[0] == "me":
+            # The Pages the token may act for: a Page token lists its own Page and token.
+            return json_response({"data": [{
+                "id": account.id, "name": account.name, "category": "Digital creator",
+                "access_token": self.token_of(request),
+                "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT"]}],
+                "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}})
         if edge in ("posts", "published_posts", "feed"):
             return self.page_of_posts(request, account, fields, now)
         if edge == "insights":

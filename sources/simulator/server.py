@@ -59,6 +59,15 @@ def build(config: SimConfig, clock: Clock, platforms: tuple[str, ...] = PLATFORM
     return Simulation(sim, {p: APPS[p](sim) for p in platforms})
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when installed (about twice the throughput), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Simulators:
     """Running servers; ``urls`` maps each platform to the URL it listens on."""
 
@@ -89,7 +98,7 @@ class Simulators:
             config = uvicorn.Config(app.starlette(), host=bind, port=port, log_level="warning",
                                     access_log=False, lifespan="off", timeout_keep_alive=30)
             servers[platform] = uvicorn.Server(config)
-        loop = asyncio.new_event_loop()
+        loop = _new_loop()
         failed: list[BaseException] = []
 
         def run() -> None:

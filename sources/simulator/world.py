@@ -290,7 +290,7 @@ class World:
     # posts
 
     def post(self, account: Account, k: int) -> Post:
-        return self._post(account, k)
+        return self._post(account.platform, account.index, k)
 
     def find_post(self, platform: str, ident: str) -> Post | None:
         found = self.ids.post_index(platform, ident)
@@ -299,7 +299,8 @@ class World:
         post = self.post(self.account(platform, found[0]), found[1])
         return post if post.id == ident else None
 
-    def _make_post(self, account: Account, k: int) -> Post:
+    def _make_post(self, platform: str, i: int, k: int) -> Post:
+        account = self.account(platform, i)
         r = uniforms("post", self.seed, account.platform, account.index, k)
         s = r[8:]
         tau = 3600 * (1 + r[0] * 11)

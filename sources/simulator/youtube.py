@@ -1,4 +1,4 @@
-"""YouTube Data API v3, Google's token endpoint and the WebSub hub.
+"""YouTube Data API v3 (and Analytics ``/v2/reports``), Google's token endpoint, the WebSub hub.
 
 Paths: ``/youtube/v3/channels`` (``id``, ``mine``, ``forHandle``, ``forUsername``),
 ``/youtube/v3/playlistItems`` (the ``UU...`` uploads playlist), ``/youtube/v3/videos`` (up to 50
@@ -42,6 +42,8 @@ from creatorpulse.sources.simulator.world import Account, Post, round_3_signific
 PACIFIC = ZoneInfo("America/Los_Angeles")
 SCOPE = "https://www.googleapis.com/auth/youtube.readonly"
 TOPIC = "https://www.youtube.com/xml/feeds/videos.xml?channel_id="
+_ANALYTICS = {"views", "likes", "dislikes", "comments", "shares", "estimatedMinutesWatched",
+              "averageViewDuration", "subscribersGained", "subscribersLost"}
 _QUOTA_MESSAGE = ("The request cannot be completed because you have exceeded your "
                   '<a href="/youtube/v3/getting-started#quota">quota</a>.')
 
@@ -112,6 +114,7 @@ class YouTubeApp(PlatformApp):
             Route("/youtube/v3/playlistItems", self.api("playlistItems", self.playlist_items,
                                                          costs.get("playlistItems", 1))),
             Route("/youtube/v3/videos", self.api("videos", self.videos, costs.get("videos", 1))),
+            Route("/v2/reports", self.api("reports", self.reports, costs.get("reports", 1))),
             Route("/token", self.token, methods=["POST"]),
             Route("/subscribe", self.hub, methods=["POST"]),
             Route("/_sim/websub", self.websub_list),
@@ -312,6 +315,75 @@ class YouTubeApp(PlatformApp):
         if "status" in parts:
             item["status"] = {"uploadStatus": "processed", "privacyStatus": "public"}
         return item
+
+    # --- YouTube Analytics --------------------------------------------------------------------
+
+    async def reports(self, request: Request, call: Call) -> Response:
+        """``/v2/reports``: per-channel (or ``filters=video==ID``) gains by ``day``, ``video`` or
+        over the whole range, in Pacific days, up to now."""
+        q = request.query_params
+        account = call.account
+        if account is None or q.get("ids") not in ("channel==MINE", f"channel=={account.id}"):
+            raise Refusal(google_error(403, "Forbidden", "forbidden"))
+        try:
+            first = datetime.strptime(q["startDate"], "%Y-%m-%d").replace(tzinfo=PACIFIC)
+            last = datetime.strptime(q["endDate"], "%Y-%m-%d").replace(tzinfo=PACIFIC)
+        except (KeyError, ValueError):
+            raise Refusal(google_error(400, "Required parameters: startDate and endDate "
+                                       "(YYYY-MM-DD)", "required")) from None
+        metrics = [m for m in q.get("metrics", "").split(",") if m]
+        unknown = [m for m in metrics if m not in _ANALYTICS]
+        if not metrics or unknown:
+            raise Refusal(google_error(400, f"Unknown identifier ({unknown[0] if unknown else ''})"
+                                       " given in field parameters.metrics.", "badRequest"))
+        dimension = q.get("dimensions", "")
+        if dimension not in ("", "day", "video"):
+            raise Refusal(google_error(400, "The query is not supported.", "badRequest"))
+        posts = [p for p in self.world.posts(account, call.now)]
+        video_filter = q.get("filters", "")
+        if video_filter.startswith("video=="):
+            wanted = set(video_filter[7:].split(","))
+            posts = [p for p in posts if p.id in wanted]
+        start, end = first.timestamp(), min(call.now, (last + timedelta(days=1)).timestamp())
+
+        def values(scope: list[Post], a: float, b: float, followers: bool) -> list[int]:
+            views = likes = comments = shares = watched = 0
+            for post in scope:
+                if post.published > b:
+                    continue
+                c0, c1 = self.world.counters(post, a), self.world.counters(post, b)
+                views += max(0, c1.views - c0.views)
+                likes += max(0, c1.likes - c0.likes)
+                comments += max(0, c1.comments - c0.comments)
+                shares += max(0, c1.shares - c0.shares)
+                watched += max(0, c1.views - c0.views) * post.duration * 2 // 5
+            gained = max(0, account.followers(b) - account.followers(a)) if followers else 0
+            row = {"views": views, "likes": likes, "dislikes": 0, "comments": comments,
+                   "shares": shares, "estimatedMinutesWatched": watched // 60,
+                   "averageViewDuration": watched // views if views else 0,
+                   "subscribersGained": gained, "subscribersLost": gained // 20}
+            return [row[m] for m in metrics]
+
+        rows: list[list[Any]] = []
+        whole = not video_filter
+        if dimension == "day":
+            day = first
+            while day.timestamp() < end:
+                nxt = day + timedelta(days=1)
+                rows.append([day.strftime("%Y-%m-%d"),
+                             *values(posts, day.timestamp(), min(end, nxt.timestamp()), whole)])
+                day = nxt
+        elif dimension == "video":
+            rows = [[p.id, *values([p], start, end, False)] for p in posts]
+            rows.sort(key=lambda r: -r[1])
+            rows = rows[:int(q.get("maxResults", 200) or 200)]
+        elif start < end:
+            rows = [values(posts, start, end, whole)]
+        headers = ([{"name": dimension, "columnType": "DIMENSION", "dataType": "STRING"}]
+                   if dimension else [])
+        headers += [{"name": m, "columnType": "METRIC", "dataType": "INTEGER"} for m in metrics]
+        return json_response({"kind": "youtubeAnalytics#resultTable", "columnHeaders": headers,
+                              "rows": rows})
 
     # --- OAuth -------------------------------------------------------------------------------
 

@@ -279,3 +279,34 @@ def test_x_refresh_rotates_and_app_only_bearer() -> None:
     assert r.status_code == 200 and r.headers["x-rate-limit-limit"] == "300"
     assert client.get("/2/users/me", headers={
         "Authorization": f"Bearer {app_token}"}).status_code == 403
+
+
+def test_youtube_analytics_reports_gains_by_day() -> None:
+    _, client, clock, acc = start(YouTubeApp, token_ttl={
+        **SimConfig().token_ttl, "youtube": 7 * 86400.0})
+    clock.advance(2 * 86400)
+    day = datetime.fromtimestamp(T0, UTC).strftime("%Y-%m-%d")
+    r = client.get("/v2/reports", headers=bearer(acc), params={
+        "ids": "channel==MINE", "startDate": day, "endDate": day,
+        "metrics": "views,likes,shares,subscribersGained", "dimensions": "day"})
+    body = r.json()
+    assert r.status_code == 200 and body["kind"] == "youtubeAnalytics#resultTable"
+    assert [h["name"] for h in body["columnHeaders"]] == ["day", "views", "likes", "shares",
+                                                          "subscribersGained"]
+    assert body["rows"][0][0] == day and all(isinstance(v, int) for v in body["rows"][0][1:])
+    assert body["rows"][0][4] > 0
+    bad = client.get("/v2/reports", headers=bearer(acc), params={
+        "ids": "channel==MINE", "startDate": day, "endDate": day, "metrics": "impressions"})
+    assert bad.status_code == 400
+
+
+def test_facebook_me_accounts_lists_the_page_and_its_instagram_account() -> None:
+    from creatorpulse.sources.simulator.facebook import FacebookApp
+
+    app, client, _, acc = start(FacebookApp)
+    pages = client.get("/v25.0/me/accounts", params={"access_token": acc["access_token"]}).json()
+    assert pages["data"][0]["id"] == acc["id"]
+    assert pages["data"][0]["access_token"] == acc["access_token"]
+    ig = client.get(f"/{acc['id']}", params={"fields": "instagram_business_account",
+                                             "access_token": acc["access_token"]}).json()
+    assert ig["instagram_business_account"]["id"] == app.world.ids.account("instagram", 2)
