@@ -69,6 +69,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--webhook-every", type=float, default=10.0, metavar="SECONDS",
                    help="send a signed webhook for each new post this often (0: never; "
                    "default 10)")
+    p.add_argument("--token-ttl", type=_positive(float), default=None, metavar="SECONDS",
+                   help="access tokens of every platform expire after this (default: each "
+                   "platform's own: Meta 60 d, Google 3599 s, TikTok and X 2 h)")
     p.add_argument("--meta-buc-limit", type=_positive(int), default=None,
                    help="Meta calls per business object per 24 h (default 4800)")
     p.add_argument("--youtube-quota", type=_positive(int), default=None,
@@ -92,7 +95,10 @@ def config_from_args(args: argparse.Namespace, settings: Settings):
     config = SimConfig(seed=args.seed, accounts=args.accounts).with_settings(settings)
     overrides = {"meta_buc_limit": args.meta_buc_limit, "youtube_quota": args.youtube_quota,
                  "tiktok_limit": args.tiktok_limit, "x_limit": args.x_limit}
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.token_ttl is not None:
+        config = replace(config, token_ttl=dict.fromkeys(config.token_ttl, args.token_ttl))
+    return config
 
 
 MARKER = "creatorpulse.cli simulate"

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from creatorpulse.sources.simulator.common import Refusal, json_response
 from creatorpulse.sources.simulator.meta import (
+    OMIT,
     MetaApp,
     graph_error,
     graph_time,
@@ -116,10 +117,11 @@ class InstagramApp(MetaApp):
             "total_like_count": c.likes, "total_comments_count": c.comments,
             "total_views_count": c.views, "legacy_instagram_media_id": post.id,
         }
-        if post.is_video:
-            out["thumbnail_url"] = f"https://scontent.example/{post.id}_thumb.jpg"
-        if kind == "CAROUSEL_ALBUM":
-            out["children"] = {"data": [{"id": f"{post.id[:-1]}{n}"} for n in range(1, 3)]}
+        # Fields a media of another kind does not have are left out, not refused.
+        out["thumbnail_url"] = (f"https://scontent.example/{post.id}_thumb.jpg"
+                                if post.is_video else OMIT)
+        out["children"] = ({"data": [{"id": f"178{post.id[3:-1]}{n}"} for n in range(1, 3)]}
+                           if kind == "CAROUSEL_ALBUM" else OMIT)
         return out
 
     # --- edges -------------------------------------------------------------------------------

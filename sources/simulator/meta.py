@@ -106,7 +106,12 @@ class MetaApp(PlatformApp):
         return [Route("/{path:path}", self.dispatch, methods=["GET", "POST"])]
 
     def token_of(self, request: Request) -> str | None:
-        return request.query_params.get("access_token") or super().token_of(request)
+        token = request.query_params.get("access_token")
+        if token:
+            return token
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() in ("bearer", "oauth") else None
 
     async def dispatch(self, request: Request) -> Response:
         parts = [p for p in request.path_params["path"].split("/") if p]

@@ -212,3 +212,21 @@ def test_another_accounts_objects_are_not_readable(app_type) -> None:
     other = client.get("/_sim/accounts").json()["accounts"][5]
     r = client.get(f"/{other['id']}", params={"access_token": acc["access_token"]})
     assert r.status_code == 400 and r.json()["error"]["error_subcode"] == 33
+
+
+def test_business_discovery_reads_another_account_and_kind_specific_fields_are_left_out() -> None:
+    _app, client, _, acc = start(InstagramApp)
+    other = client.get("/_sim/accounts").json()["accounts"][4]
+    r = client.get(f"/{acc['id']}", params={
+        "fields": f"business_discovery.username({other['handle']}){{followers_count,media_count}}",
+        "access_token": acc["access_token"]})
+    found = r.json()["business_discovery"]
+    assert found["id"] == other["id"] and isinstance(found["followers_count"], int)
+    media = client.get(f"/{acc['id']}/media", params={
+        "fields": "id,media_type,thumbnail_url,children{id}", "limit": "50",
+        "access_token": acc["access_token"]}).json()["data"]
+    for item in media:
+        assert ("thumbnail_url" in item) == (item["media_type"] == "VIDEO")
+        assert ("children" in item) == (item["media_type"] == "CAROUSEL_ALBUM")
+    r = client.get("/me", headers={"Authorization": f"OAuth {acc['access_token']}"})
+    assert r.status_code == 200
