@@ -69,6 +69,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--webhook-every", type=float, default=10.0, metavar="SECONDS",
                    help="send a signed webhook for each new post this often (0: never; "
                    "default 10)")
+    p.add_argument("--webhook-path", default="/webhooks/{platform}",
+                   help="path of the receiver under CREATORPULSE_WEBHOOKS_URL for deliveries "
+                   "nobody subscribed to ({platform} is replaced; default /webhooks/{platform})")
     p.add_argument("--token-ttl", type=_positive(float), default=None, metavar="SECONDS",
                    help="access tokens of every platform expire after this (default: each "
                    "platform's own: Meta 60 d, Google 3599 s, TikTok and X 2 h)")
@@ -92,7 +95,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 def config_from_args(args: argparse.Namespace, settings: Settings):
     from creatorpulse.sources.simulator.config import SimConfig
 
-    config = SimConfig(seed=args.seed, accounts=args.accounts).with_settings(settings)
+    config = SimConfig(seed=args.seed, accounts=args.accounts,
+                       webhook_path=args.webhook_path).with_settings(settings)
     overrides = {"meta_buc_limit": args.meta_buc_limit, "youtube_quota": args.youtube_quota,
                  "tiktok_limit": args.tiktok_limit, "x_limit": args.x_limit}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
