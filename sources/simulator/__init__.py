@@ -45,7 +45,10 @@ Admin surface, on every platform's server under ``/_sim/`` (a path no platform h
 - ``GET /_sim/content/{id}``: a post's publication, deletion and counters now (a test oracle).
 - ``POST /_sim/delete`` ``{"content_id"}``: delete a post now.
 - ``POST /_sim/errors`` ``{"count", "status"}``: the next API calls fail with the platform's
-  transient error body and that status (default 500).
+  transient error body and that status (default 500); with ``"throttle": true`` they answer
+  the platform's rate-limit error instead (Meta: ``"code"`` 4, 17, 32, 613, 80001 or 80002;
+  YouTube: ``"code": "rateLimitExceeded"`` or the default ``quotaExceeded``). Forced answers
+  are not counted as over-limit.
 - ``POST /_sim/tokens/expire`` / ``/_sim/tokens/revoke`` ``{"account"}``: an account's access
   tokens expire now / every token of the account stops working.
 - ``POST /_sim/webhooks`` ``{"account", "event"?, "content_id"?, ...}``: build, sign and send a

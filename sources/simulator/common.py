@@ -90,7 +90,7 @@ class PlatformApp:
         self.tokens = TokenStore(self.platform, sim.config.seed, sim.config.accounts,
                                  sim.clock.now(), sim.config.ttl(self.platform), refresh_ttl)
         self.stats = Stats()
-        self._forced: list[int] = []
+        self._forced: list[dict[str, Any]] = []  # faults the next calls answer with
 
     def now(self) -> float:
         return self.sim.clock.now()
@@ -115,6 +115,14 @@ class PlatformApp:
         raise NotImplementedError
 
     def transient_error(self, status: int) -> Response:
+        raise NotImplementedError
+
+    def forced_throttle(self, code: Any) -> Response:
+        """The platform's "too many requests" answer, on demand (``code``: Meta's variants)."""
+        raise NotImplementedError
+
+    def bad_parameter(self, message: str) -> Response:
+        """The platform's answer to a malformed parameter (a number that is not one...)."""
         raise NotImplementedError
 
     def delivery(self, event: str, account: Account, post: Post | None,
@@ -143,13 +151,18 @@ class PlatformApp:
                 refusal.headers.update(headers)
                 return refusal
             if self._forced:
-                response = self.transient_error(self._forced.pop(0))
+                fault = self._forced.pop(0)
+                response = (self.forced_throttle(fault.get("code")) if fault.get("throttle")
+                            else self.transient_error(int(fault.get("status", 500))))
             else:
                 try:
                     response = await handler(request, call)
                 except Refusal as exc:
                     response = exc.response
-            response.headers.update(headers)
+                except ValueError as exc:  # int("abc") and the like: the client's mistake
+                    response = self.bad_parameter(str(exc))
+            for name, value in headers.items():  # a forced fault may have set its own
+                response.headers.setdefault(name, value)
             return response
 
         return run
@@ -237,8 +250,9 @@ class PlatformApp:
 
     async def _admin_errors(self, request: Request) -> Response:
         body = await _json_body(request)
-        count, status = int(body.get("count", 1)), int(body.get("status", 500))
-        self._forced.extend([status] * count)
+        fault = {"status": int(body.get("status", 500)), "throttle": bool(body.get("throttle")),
+                 "code": body.get("code")}
+        self._forced.extend([fault] * int(body.get("count", 1)))
         return json_response({"pending": len(self._forced)})
 
     def _account_of(self, ident: str) -> Account | Response:

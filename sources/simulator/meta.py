@@ -186,6 +186,22 @@ class MetaApp(PlatformApp):
             return headers, graph_error(self.buc_message, self.buc_code, is_transient=True)
         return headers, None
 
+    def forced_throttle(self, code: Any) -> Response:
+        messages = {4: "(#4) Application request limit reached",
+                    17: "(#17) User request limit reached",
+                    32: "(#32) Page request limit reached",
+                    613: "Calls to this api have exceeded the rate limit.",
+                    self.buc_code: self.buc_message}
+        code = int(code or self.buc_code)
+        response = graph_error(messages.get(code, f"(#{code}) Rate limited"), code,
+                               is_transient=True)
+        response.headers["X-App-Usage"] = json.dumps(
+            {"call_count": 100, "total_time": 100, "total_cputime": 100})
+        return response
+
+    def bad_parameter(self, message: str) -> Response:
+        return graph_error(f"(#100) Invalid parameter: {message}", 100)
+
     def transient_error(self, status: int) -> Response:
         return graph_error("An unexpected error has occurred. Please retry your request later.",
                            2, status=status, is_transient=True)

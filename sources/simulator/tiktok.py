@@ -89,6 +89,14 @@ class TikTokApp(PlatformApp):
         return {}, tiktok_error(429, "rate_limit_exceeded",
                                 "The API rate limit was exceeded. Please try again later.")
 
+    def forced_throttle(self, code: Any) -> Response:
+        return tiktok_error(429, "rate_limit_exceeded",
+                            "The API rate limit was exceeded. Please try again later.")
+
+    def bad_parameter(self, message: str) -> Response:
+        return tiktok_error(400, "invalid_params", f"The request parameters are malformed: "
+                            f"{message}.")
+
     def transient_error(self, status: int) -> Response:
         return tiktok_error(status, "internal_error",
                             "Something went wrong. Please try again later.")

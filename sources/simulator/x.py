@@ -147,6 +147,18 @@ class XApp(PlatformApp):
                    "x-rate-limit-reset": str(int(window.reset_at(call.now)))}
         return headers, None if ok else problem(429, "Too Many Requests")
 
+    def forced_throttle(self, code: Any) -> Response:
+        response = problem(429, "Too Many Requests")
+        # The pipeline's own x-rate-limit-* headers follow; this one must say "none left".
+        response.headers["x-rate-limit-remaining"] = "0"
+        return response
+
+    def bad_parameter(self, message: str) -> Response:
+        return json_response({"errors": [{"message": message}], "title": "Invalid Request",
+                              "detail": "One or more parameters to your request was invalid.",
+                              "type": "https://api.twitter.com/2/problems/invalid-request"},
+                             400, media_type=PROBLEM)
+
     def transient_error(self, status: int) -> Response:
         return problem(status, "Service Unavailable")
 

@@ -138,6 +138,15 @@ class YouTubeApp(PlatformApp):
             return {}, None
         return {}, google_error(403, _QUOTA_MESSAGE, "quotaExceeded", "youtube.quota")
 
+    def forced_throttle(self, code: Any) -> Response:
+        if code == "rateLimitExceeded":
+            return google_error(403, "Rate Limit Exceeded", "rateLimitExceeded", "usageLimits")
+        return google_error(403, _QUOTA_MESSAGE, "quotaExceeded", "youtube.quota")
+
+    def bad_parameter(self, message: str) -> Response:
+        return google_error(400, f"Invalid value: {message}", "invalidParameter",
+                            "youtube.parameter", state="INVALID_ARGUMENT")
+
     def transient_error(self, status: int) -> Response:
         return google_error(status, "The service is currently unavailable.", "backendError",
                             state="UNAVAILABLE")

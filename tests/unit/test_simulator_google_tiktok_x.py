@@ -310,3 +310,42 @@ def test_facebook_me_accounts_lists_the_page_and_its_instagram_account() -> None
     ig = client.get(f"/{acc['id']}", params={"fields": "instagram_business_account",
                                              "access_token": acc["access_token"]}).json()
     assert ig["instagram_business_account"]["id"] == app.world.ids.account("instagram", 2)
+
+
+def test_forced_faults_use_each_platforms_bodies() -> None:
+    from creatorpulse.sources.simulator.instagram import InstagramApp
+
+    _, client, _, acc = start(XApp)
+    client.post("/_sim/errors", json={"count": 1, "throttle": True})
+    r = client.get("/2/users/me", headers=bearer(acc))
+    assert r.status_code == 429 and r.headers["x-rate-limit-remaining"] == "0"
+    client.post("/_sim/errors", json={"count": 1, "status": 503})
+    r = client.get("/2/users/me", headers=bearer(acc))
+    assert r.status_code == 503 and r.json()["title"] == "Service Unavailable"
+    assert client.get("/2/users/me", headers=bearer(acc)).status_code == 200
+    assert client.get("/_sim/stats").json()["over_limit"] == 0
+
+    _, client, _, acc = start(InstagramApp)
+    for code in (4, 17, 32, 613):
+        client.post("/_sim/errors", json={"throttle": True, "code": code})
+        r = client.get("/me", params={"access_token": acc["access_token"]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == code
+        assert '"call_count": 100' in r.headers["x-app-usage"]
+
+    _, client, _, acc = start(YouTubeApp)
+    client.post("/_sim/errors", json={"throttle": True, "code": "rateLimitExceeded"})
+    r = client.get("/youtube/v3/channels", params={"part": "id", "mine": "true"},
+                   headers=bearer(acc))
+    assert r.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
+
+    _, client, _, acc = start(TikTokApp)
+    client.post("/_sim/errors", json={"throttle": True})
+    r = client.get("/v2/user/info/", params={"fields": "open_id"}, headers=bearer(acc))
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_malformed_numbers_get_the_platforms_parameter_error() -> None:
+    _, client, _, acc = start(YouTubeApp)
+    r = client.get("/youtube/v3/playlistItems", headers=bearer(acc), params={
+        "part": "id", "playlistId": "UU" + acc["id"][2:], "maxResults": "lots"})
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "invalidParameter"
