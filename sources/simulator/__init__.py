@@ -35,7 +35,8 @@ Python API (tests)::
 
 Admin surface, on every platform's server under ``/_sim/`` (a path no platform has):
 
-- ``GET /_sim/accounts?offset=&limit=``: the seeded accounts: ``index``, ``id`` (the platform's
+- ``GET /_sim/accounts?offset=&limit=``: the seeded accounts (``index`` *i* is the same
+  creator, with the same handle, on every platform): ``index``, ``id`` (the platform's
   id: IG user, Page, ``UC...`` channel, TikTok ``open_id``, X user), ``handle``, ``name``,
   ``access_token``, ``refresh_token``, ``expires_at``.
 - ``GET /_sim/stats``: ``credentials`` and ``apps``, each ``{requests, over_limit}``; totals.
