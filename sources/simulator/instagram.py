@@ -168,6 +168,8 @@ class InstagramApp(MetaApp):
             raise Refusal(no_field(edge, self.post_node))
         names = self.check_metrics(request, _MEDIA_METRICS, _REMOVED_MEDIA)
         c = self.world.counters(post, now)
+        if c.views < 10:  # a brand-new media: Meta refuses rather than answering zeros
+            return graph_error("(#10) Not enough viewers for the media to show insights", 10)
         values = {
             "views": c.views, "reach": c.reach, "likes": c.likes, "comments": c.comments,
             "shares": c.shares, "saved": c.saves,

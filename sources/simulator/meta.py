@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from creatorpulse.sources.simulator import signing
@@ -422,7 +422,3 @@ def _frange(start: float, stop: float, step: float) -> list[float]:
         t += step
     return out
 
-
-def challenge_response(request: Request) -> PlainTextResponse:
-    """Echo ``hub.challenge`` (what a Meta or WebSub subscriber answers)."""
-    return PlainTextResponse(request.query_params.get("hub.challenge", ""))

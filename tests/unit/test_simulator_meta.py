@@ -230,3 +230,17 @@ def test_business_discovery_reads_another_account_and_kind_specific_fields_are_l
         assert ("children" in item) == (item["media_type"] == "CAROUSEL_ALBUM")
     r = client.get("/me", headers={"Authorization": f"OAuth {acc['access_token']}"})
     assert r.status_code == 200
+
+
+def test_brand_new_media_has_not_enough_viewers_for_insights() -> None:
+    app, client, clock, acc = start(InstagramApp)
+    account = app.world.account("instagram", 1)
+    newest = app.world.post(account, app.world.latest(account, T0) + 1)
+    clock.set(newest.published + 1)
+    r = client.get(f"/{newest.id}/insights", params={"metric": "reach",
+                                                     "access_token": acc["access_token"]})
+    assert r.status_code == 400 and r.json()["error"]["code"] == 10
+    clock.set(newest.published + 6 * 3600)
+    r = client.get(f"/{newest.id}/insights", params={"metric": "reach",
+                                                     "access_token": acc["access_token"]})
+    assert r.status_code == 200 and r.json()["data"][0]["values"][0]["value"] > 0
