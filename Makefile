@@ -20,10 +20,8 @@ help: ## list the targets
 
 demo: install up ## install, start the stack and the engagement job, and show where they are
 	$(CP) jobs submit engagement --if-not-running
-	$(CP) simulate --detach --accounts 300
 	@echo
 	@echo "CreatorPulse is up. Flink web UI: http://localhost:8081 (job creatorpulse-engagement)"
-	@echo "Platform simulators: http://127.0.0.1:8601 to 8605 (accounts and tokens: <url>/_sim/accounts)"
 	@echo "  status: $(CP) stack status    logs: $(CP) stack logs [part]    stop: make down"
 
 test: install up unit jobs integration ## install, start the stack, run unit, job-logic and integration tests
@@ -59,8 +57,7 @@ jars: $(VENV)/.installed ## fetch the Kafka broker and Flink connector jars with
 up: $(VENV)/.installed ## start (or check) the local stack and apply migrations
 	$(CP) stack up
 
-down: ## stop what `make up` and `make demo` started
-	@test -x $(CP) && $(CP) simulate --stop || true
+down: ## stop what `make up` started
 	@test -x $(CP) && $(CP) stack down || true
 
 status: ## health of each part

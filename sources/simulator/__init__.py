@@ -35,6 +35,7 @@ Python API (tests)::
 
 Admin surface, on every platform's server under ``/_sim/`` (a path no platform has):
 
+- ``GET /_sim/health``: 200 once the server answers.
 - ``GET /_sim/accounts?offset=&limit=``: the seeded accounts (``index`` *i* is the same
   creator, with the same handle, on every platform): ``index``, ``id`` (the platform's
   id: IG user, Page, ``UC...`` channel, TikTok ``open_id``, X user), ``handle``, ``name``,
@@ -62,6 +63,6 @@ Webhook events: Instagram ``comments`` (default), ``mentions``; Facebook ``feed`
 ``deleted`` (tombstone); TikTok ``video.publish.completed`` (default), ``authorization.removed``;
 X ``favorite_events`` (default), ``tweet_create_events``, ``tweet_delete_events``,
 ``follow_events``. Deliveries go to the subscribed callback (Meta ``/{app-id}/subscriptions``,
-the WebSub hub, X ``/2/webhooks``), else to ``CREATORPULSE_WEBHOOKS_URL`` +
-``/webhooks/<platform>``.
+X ``/2/webhooks``), else to ``CREATORPULSE_WEBHOOKS_URL`` + ``/webhooks/<platform>``; YouTube's
+hub pushes only to callbacks subscribed (and verified) through ``POST /subscribe``.
 """

@@ -83,12 +83,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="TikTok requests per endpoint per minute (default 600)")
     p.add_argument("--x-limit", type=_positive(int), default=None,
                    help="X requests per endpoint per 15 min (default: X's per-endpoint table)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--detach", action="store_true",
-                      help="run in the background (pid and log under the state folder), return "
-                      "once every server answers; does nothing if already running")
-    mode.add_argument("--stop", action="store_true",
-                      help="stop simulators started with --detach")
     p.set_defaults(handler=cmd_simulate)
 
 
@@ -105,65 +99,10 @@ def config_from_args(args: argparse.Namespace, settings: Settings):
     return config
 
 
-MARKER = "creatorpulse.cli simulate"
-
-
-def _process(settings: Settings):
-    from creatorpulse.stack.process import ManagedProcess
-
-    return ManagedProcess("simulators", settings.state_dir, marker=MARKER)
-
-
-def cmd_detach(argv: list[str], settings: Settings, platforms: list[str]) -> int:
-    """Start ``simulate`` in the background and wait until every server answers."""
-    import sys
-    import urllib.error
-    import urllib.request
-
-    from creatorpulse.cli import say
-    from creatorpulse.stack.process import StackError, wait_until
-
-    proc = _process(settings)
-    urls = [settings.platform_api_url(p) for p in platforms]
-    if proc.running():
-        say(f"simulators: already running (pid {proc.pid()})")
-        return 0
-
-    def ready() -> bool | None:
-        for url in urls:
-            try:
-                with urllib.request.urlopen(f"{url}/_sim/clock", timeout=1):  # noqa: S310
-                    pass
-            except (urllib.error.URLError, OSError):
-                return None
-        return True
-
-    if ready():
-        say(f"error: something already answers on {', '.join(urls)}")
-        return 1
-    proc.spawn([sys.executable, "-m", *MARKER.split(), *argv])
-    try:
-        wait_until(ready, part="simulators", what="every simulator answers",
-                   timeout=settings.start_timeout.total_seconds(), process=proc)
-    except StackError:
-        proc.stop()
-        raise
-    say(f"simulators: running (pid {proc.pid()}, log {proc.log_file})")
-    return 0
-
-
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import sys
+
     from creatorpulse.cli import say
-
-    if args.stop:
-        stopped = _process(settings).stop()
-        say("simulators stopped" if stopped else "no simulators of ours were running")
-        return 0
-    if args.detach:
-        import sys
-
-        argv = [a for a in sys.argv[sys.argv.index("simulate") + 1:] if a != "--detach"]
-        return cmd_detach(argv, settings, args.platforms)
     from creatorpulse.sources.simulator.clock import RealClock
     from creatorpulse.sources.simulator.server import SimulatorError, Simulators, build
 
@@ -178,7 +117,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         sims = Simulators.start(built, addresses)
     except SimulatorError as exc:
-        say(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     say(f"simulating {config.accounts} accounts per platform (seed {config.seed}, speed "
         f"{args.speed:g}x) in {time.monotonic() - started:.1f}s")
@@ -191,7 +130,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     last = clock.now()
     while not stop.wait(args.webhook_every or 1.0):
         if not sims.alive():
-            say("error: the simulators stopped unexpectedly")
+            print("error: the simulators stopped unexpectedly", file=sys.stderr)
             return 1
         if args.webhook_every:
             now = clock.now()

@@ -171,6 +171,7 @@ class PlatformApp:
 
     def _admin_routes(self) -> list[BaseRoute]:
         return [
+            Route("/_sim/health", self._admin_health),
             Route("/_sim/accounts", self._admin_accounts),
             Route("/_sim/stats", self._admin_stats),
             Route("/_sim/stats/reset", self._admin_stats_reset, methods=["POST"]),
@@ -193,6 +194,10 @@ class PlatformApp:
             "refresh_token": self.tokens.initial_refresh(i),
             "expires_at": grant.expires if grant else None,
         }
+
+    async def _admin_health(self, request: Request) -> Response:
+        return json_response({"ok": True, "platform": self.platform,
+                              "accounts": self.world.size})
 
     async def _admin_accounts(self, request: Request) -> Response:
         offset = int(request.query_params.get("offset", 0))

@@ -28,7 +28,7 @@ from creatorpulse.sources.simulator.common import (
     json_response,
 )
 from creatorpulse.sources.simulator.limits import SlidingWindow
-from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id, http_request
+from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id
 from creatorpulse.sources.simulator.world import Account, Post
 
 OMIT = object()  # a field the Graph API leaves out of this object
@@ -378,7 +378,8 @@ class MetaApp(PlatformApp):
                            "hub.verify_token": verify})
         sep = "&" if "?" in callback else "?"
         try:
-            status, body = await asyncio.to_thread(http_request, "GET", callback + sep + query)
+            status, body = await asyncio.to_thread(self.sim.sender.transport, "GET",
+                                                   callback + sep + query)
         except ValueError:
             status, body = 0, b""
         if status != 200 or body.decode(errors="replace").strip() != challenge:

@@ -34,7 +34,7 @@ from creatorpulse.sources.simulator.common import (
     json_response,
 )
 from creatorpulse.sources.simulator.limits import FixedWindow
-from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id, http_request
+from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id
 from creatorpulse.sources.simulator.world import Account, Post
 
 # endpoint -> (per app, per user) requests per 15 minutes
@@ -409,7 +409,7 @@ class XApp(PlatformApp):
         token = secrets.token_urlsafe(24)
         sep = "&" if "?" in url else "?"
         try:
-            status, body = await asyncio.to_thread(http_request, "GET",
+            status, body = await asyncio.to_thread(self.sim.sender.transport, "GET",
                                                    f"{url}{sep}crc_token={token}", None, None, 3.0)
         except ValueError:
             return False

@@ -36,7 +36,7 @@ from creatorpulse.sources.simulator.common import (
     json_response,
 )
 from creatorpulse.sources.simulator.limits import FixedWindow
-from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id, http_request
+from creatorpulse.sources.simulator.webhooks import Delivery, delivery_id
 from creatorpulse.sources.simulator.world import Account, Post, round_3_significant
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -443,7 +443,7 @@ class YouTubeApp(PlatformApp):
         if form.get("hub.verify_token"):
             params["hub.verify_token"] = form["hub.verify_token"]
         sep = "&" if "?" in callback else "?"
-        status, body = await asyncio.to_thread(http_request, "GET",
+        status, body = await asyncio.to_thread(self.sim.sender.transport, "GET",
                                                callback + sep + urlencode(params))
         if not 200 <= status < 300 or body.decode(errors="replace").strip() != challenge:
             return False
@@ -471,10 +471,9 @@ class YouTubeApp(PlatformApp):
         xml = (self.tombstone(post, now) if deleted else self.feed(post, now)).encode()
         ident = delivery_id(self.platform, event or "video", post.id, body.get("seq", ""),
                             int(now))
+        # As the hub does: only subscribers whose lease still runs hear of the channel.
         targets = {cb: s for cb, s in self.websub.get(account.id, {}).items()
                    if s["expires"] > now}
-        if not targets:  # nobody subscribed: the configured receiver, signed with the secret
-            targets = {self.webhook_url(): {"secret": self.client.secret}}
         out = []
         for callback, sub in targets.items():
             secret = sub["secret"]

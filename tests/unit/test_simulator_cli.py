@@ -9,7 +9,7 @@ from creatorpulse.settings import Settings
 from creatorpulse.sources.simulator.cli import config_from_args
 
 
-def test_options_become_the_simulation_config(tmp_path) -> None:
+def test_options_become_the_simulation_config() -> None:
     args = build_parser().parse_args(["simulate", "--accounts", "25", "--seed", "9",
                                       "--x-limit", "3", "--token-ttl", "60"])
     settings = Settings.from_env({"CREATORPULSE_X_CLIENT_SECRET": "xs",
@@ -23,7 +23,7 @@ def test_options_become_the_simulation_config(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--accounts", "0"], ["--speed", "-1"],
-                                  ["--detach", "--stop"], ["--origin", "yesterday"]])
+                                  ["--platforms", "myspace"], ["--origin", "yesterday"]])
 def test_bad_options_are_refused(argv, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["simulate", *argv])
@@ -31,14 +31,8 @@ def test_bad_options_are_refused(argv, capsys) -> None:
     assert "error" in capsys.readouterr().err
 
 
-def test_stop_with_nothing_running_says_so(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("CREATORPULSE_STATE_DIR", str(tmp_path))
-    assert main(["simulate", "--stop"]) == 0
-    assert "no simulators of ours were running" in capsys.readouterr().out
-
-
 def test_help_explains_the_admin_surface(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     out = capsys.readouterr().out
-    assert "/_sim/accounts" in out and "--accounts" in out and "--detach" in out
+    assert "/_sim/accounts" in out and "--accounts" in out and "--speed" in out

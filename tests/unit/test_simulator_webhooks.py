@@ -8,6 +8,7 @@ import hmac
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -56,6 +57,9 @@ class FakeReceiver:
         self.calls: list[tuple[str, str, bytes, dict[str, str]]] = []
 
     def __call__(self, method, url, body=None, headers=None, timeout=5.0):
+        if method == "GET":  # a hub's verification of intent: echo the challenge
+            query = parse_qs(urlsplit(url).query)
+            return 200, query.get("hub.challenge", [""])[0].encode()
         self.calls.append((method, url, body or b"", dict(headers or {})))
         return 200, b""
 
@@ -136,12 +140,20 @@ def test_x_account_activity_delivery(world) -> None:
     assert event["created_at"].endswith(" +0000 2026")
 
 
-def test_youtube_upload_and_deletion_feeds(world) -> None:
+def test_youtube_hub_pushes_only_to_verified_subscribers(world) -> None:
     built, receiver = world
-    client, account, _ = send(built, "youtube", event="video")
-    _, _, body, headers = receiver.calls[0]
+    client, account, nothing = send(built, "youtube", event="video")
+    assert nothing == [] and receiver.calls == []
+    topic = f"https://www.youtube.com/xml/feeds/videos.xml?channel_id={account['id']}"
+    r = client.post("/subscribe", data={
+        "hub.mode": "subscribe", "hub.callback": "http://receiver.test/webhooks/youtube",
+        "hub.topic": topic, "hub.secret": "hub-secret", "hub.verify": "sync"})
+    assert r.status_code == 204
+    client.post("/_sim/webhooks", json={"account": account["id"], "event": "video"})
+    _, url, body, headers = receiver.calls[0]
+    assert url == "http://receiver.test/webhooks/youtube"
     assert headers["Content-Type"] == "application/atom+xml"
-    assert headers["X-Hub-Signature"] == "sha1=" + hmac.new(b"secret-youtube", body,
+    assert headers["X-Hub-Signature"] == "sha1=" + hmac.new(b"hub-secret", body,
                                                             hashlib.sha1).hexdigest()
     ns = {"a": "http://www.w3.org/2005/Atom", "yt": "http://www.youtube.com/xml/schemas/2015"}
     entry = ET.fromstring(body).find("a:entry", ns)
