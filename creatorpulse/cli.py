@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("settings", help="show every setting, its value and meaning")
     p.set_defaults(handler=cmd_settings)
 
+    from creatorpulse.sources.simulator.cli import register as register_simulate
+
+    register_simulate(commands)
+
     stack = commands.add_parser(
         "stack",
         help="run the local stack: PostgreSQL, Redis, Kafka, Flink",
@@ -331,10 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
     p.set_defaults(handler=cmd_db_migrate)
-
-    from creatorpulse.sources.simulator.cli import register as register_simulate
-
-    register_simulate(commands)
     return parser
 
 
