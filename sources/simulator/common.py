@@ -4,6 +4,7 @@ and the admin surface under ``/_sim/``."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ class Sim:
         self.world = world or World(config.seed, config.accounts, start if origin is None
                                     else origin)
         self.sender = sender or WebhookSender()
+        self.events = itertools.count(1)  # makes each new webhook event (and its id) distinct
 
 
 @dataclass
@@ -297,6 +299,7 @@ class PlatformApp:
             post = self._post_or_404(str(body["content_id"]))
             if isinstance(post, Response):
                 return post
+        body.setdefault("seq", next(self.sim.events))
         deliveries = self.delivery(str(body.get("event", "")), account, post, body)
         sent = []
         for d in deliveries:
@@ -325,7 +328,8 @@ class PlatformApp:
             account = self.world.account(self.platform, i)
             for k in range(account.published_count(since), account.published_count(until)):
                 post = self.world.post(account, k)
-                for d in self.delivery(self.new_content_event, account, post, {}):
+                seq = {"seq": next(self.sim.events)}
+                for d in self.delivery(self.new_content_event, account, post, seq):
                     self.sim.sender.send(d)
                     sent += 1
         return sent

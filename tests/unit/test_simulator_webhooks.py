@@ -174,3 +174,11 @@ def test_new_posts_send_their_webhooks(world) -> None:
     assert sent == len(receiver.calls) > 0
     events = {json.loads(c[2])["event"] for c in receiver.calls}
     assert events == {"video.publish.completed"}
+
+
+def test_two_events_in_the_same_second_are_two_deliveries(world) -> None:
+    built, receiver = world
+    client, account, (first,) = send(built, "tiktok")
+    second = client.post("/_sim/webhooks", json={"account": account["id"]}).json()["deliveries"]
+    assert second[0]["delivery_id"] != first["delivery_id"]
+    assert len(receiver.calls) == 2
