@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 from creatorpulse.sources.simulator.world import PLATFORMS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from creatorpulse.settings import Settings
+    from creatorpulse.sources.simulator.config import SimConfig
 
 DESCRIPTION = """\
 Serve local simulators of the platform APIs (Instagram and Facebook Graph API, YouTube Data API
@@ -38,8 +41,8 @@ def _origin(text: str) -> float:
     return stamp.timestamp()
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -50,6 +53,17 @@ def _positive(kind: type) -> object:
         return value
 
     return parse
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        msg = f"expected 0 or a positive number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,7 +80,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--origin", type=_origin, default=None,
                    help="when the world's story starts (default: today 00:00 UTC, so a restart "
                    "the same day serves the same world)")
-    p.add_argument("--webhook-every", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--webhook-every", type=_not_negative, default=10.0, metavar="SECONDS",
                    help="send a signed webhook for each new post this often (0: never; "
                    "default 10)")
     p.add_argument("--webhook-path", default="/webhooks/{platform}",
@@ -86,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.set_defaults(handler=cmd_simulate)
 
 
-def config_from_args(args: argparse.Namespace, settings: Settings):
+def config_from_args(args: argparse.Namespace, settings: Settings) -> SimConfig:
     from creatorpulse.sources.simulator.config import SimConfig
 
     config = SimConfig(seed=args.seed, accounts=args.accounts,

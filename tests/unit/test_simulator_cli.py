@@ -23,7 +23,8 @@ def test_options_become_the_simulation_config() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--accounts", "0"], ["--speed", "-1"],
-                                  ["--platforms", "myspace"], ["--origin", "yesterday"]])
+                                  ["--platforms", "myspace"], ["--origin", "yesterday"],
+                                  ["--webhook-every", "-1"]])
 def test_bad_options_are_refused(argv, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["simulate", *argv])
