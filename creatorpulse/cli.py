@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("settings", help="show every setting, its value and meaning")
     p.set_defaults(handler=cmd_settings)
 
+    from creatorpulse.sources.simulator.cli import register as register_simulate
+
+    register_simulate(commands)
+
     stack = commands.add_parser(
         "stack",
         help="run the local stack: PostgreSQL, Redis, Kafka, Flink",
