@@ -42,16 +42,24 @@ class Topics:
 
 
 def make_hints_consumer(settings: Settings, topic: str, worker_id: str) -> Any:
-    """A consumer of its own group per worker: every worker sees every hint, from now on."""
-    from confluent_kafka import Consumer
+    """A consumer of every partition of ``topic`` from its end: each worker sees every new hint.
+
+    Partitions are assigned, not subscribed: no consumer group to join (a join can take
+    seconds), nothing committed (a hint is only useful now).
+    """
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
     consumer = Consumer({
         "bootstrap.servers": settings.kafka_bootstrap,
         "group.id": f"creatorpulse-sources-{worker_id}",
-        "auto.offset.reset": "latest",
         "enable.auto.commit": False,
     })
-    consumer.subscribe([topic])
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        log.warning("no hints topic %s: polling on the cadence only", topic)
+        consumer.close()
+        return None
+    consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in metadata.partitions])
     return consumer
 
 
