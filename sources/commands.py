@@ -142,6 +142,18 @@ def cmd_accounts_link(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_accounts_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    creds = read_tokens(args.tokens_file, datetime.now(UTC))
+    vault = TokenVault.from_settings(settings)
+    with _connect(settings) as conn:
+        if registry.get_account(conn, args.account, args.tenant) is None:
+            msg = f"no platform account {args.account!r} in tenant {args.tenant!r}"
+            raise CommandError(msg)
+        registry.store_credentials(conn, vault, args.account, creds)
+    print(f"stored new tokens for account {args.account}")
+    return 0
+
+
 def _status(action: str) -> Callable[[argparse.Namespace, Settings], int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
         with _connect(settings) as conn:
@@ -261,6 +273,15 @@ def register(commands: Any) -> None:
         p.add_argument("account", help="account id")
         _tenant(p)
         p.set_defaults(handler=_guard(_status(action)))
+    p = sub.add_parser(
+        "tokens", help="replace an account's OAuth tokens (after a new authorization)",
+        description="Store new tokens for a linked account, read as JSON from --tokens-file "
+        "(or standard input with `--tokens-file -`); the pollers use them at the next request.")
+    p.add_argument("account", help="account id")
+    p.add_argument("--tokens-file", metavar="PATH", required=True,
+                   help="token JSON file, or - for stdin")
+    _tenant(p)
+    p.set_defaults(handler=_guard(cmd_accounts_tokens))
     p = sub.add_parser("list", help="accounts with their poll state")
     p.add_argument("--influencer", help="only this influencer's accounts")
     _tenant(p)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests_oauthlib import OAuth2Session
@@ -131,7 +131,10 @@ class AccountApi:
                 msg = (f"{self.account.platform} link to another host {other.netloc!r} refused: "
                        "the account's token goes only to the platform's base URL")
                 raise ApiError(msg)
-            return url, other.path
+            # Meta's paging links carry the token they were made with; ours is added anew.
+            query = urlencode([(k, v) for k, v in parse_qsl(other.query, keep_blank_values=True)
+                               if k != "access_token"])
+            return urlunsplit(other._replace(query=query)), other.path
         path = url if url.startswith("/") else f"/{url}"
         return self._base + path, path
 

@@ -153,3 +153,10 @@ def test_a_long_platform_wait_goes_back_to_the_scheduler() -> None:
         api.get("/accounts/open-1")
     assert err.value.after == timedelta(hours=1)
     assert limiter.blocks == [NOW + timedelta(hours=1)] and slept == []
+
+
+def test_a_paging_link_loses_the_token_it_carried() -> None:
+    session = FakeSession(response(200, b"{}"))
+    api, _, _ = make_api(session, FakeTokens())
+    api.get("http://127.0.0.1:9/v25.0/17/media?after=QVF&access_token=old-token&limit=25")
+    assert session.seen[0][0] == "http://127.0.0.1:9/v25.0/17/media?after=QVF&limit=25"
