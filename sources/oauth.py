@@ -151,8 +151,9 @@ class TokenManager:
     def current(self, account: Account) -> Credentials | None:
         """The account's credentials, refreshed first when they expire within the margin."""
         with self._mutex:
+            known = account.id in self._cache
             cached = self._cache.get(account.id)
-        if cached is None:
+        if not known:
             cached = self._load(account.id)
         if cached is not None and self._expiring(cached):
             return self.refresh(account, cached)

@@ -9,6 +9,7 @@ the token vault and the shared rate limiter.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -27,7 +28,12 @@ from creatorpulse.settings import Settings
 from creatorpulse.sources.oauth import TokenManager, allow_loopback_http, make_session_factory
 from creatorpulse.sources.publisher import Publisher, make_producer
 from creatorpulse.sources.ratelimit import RedisLimiter
-from creatorpulse.sources.worker import ConnectorLookup, Worker, default_connectors
+from creatorpulse.sources.worker import (
+    ConnectorLookup,
+    Worker,
+    default_connectors,
+    interrupted_sleep,
+)
 from creatorpulse.tokens import TokenVault
 from creatorpulse.topics import DLQ, HINTS, OBSERVATIONS
 
@@ -87,13 +93,15 @@ def build_worker(
                           lock_prefix=f"{prefix}:oauth")
     producer = make_producer(settings)
     publisher = Publisher(producer, observations_topic=topics.observations, dlq_topic=topics.dlq)
-    limiter = RedisLimiter(client, settings, prefix=f"{prefix}:rl")
+    stop = threading.Event()
+    limiter = RedisLimiter(client, settings, prefix=f"{prefix}:rl",
+                           sleep=functools.partial(interrupted_sleep, stop))
     worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
     hints = make_hints_consumer(settings, topics.hints, worker_id) if topics.hints else None
     worker = Worker(settings=settings, connect=pool.connection, listen_dsn=dsn,
                     redis_client=client, publisher=publisher, limiter=limiter, tokens=tokens,
                     sessions=sessions, connectors=connectors, hints=hints, worker_id=worker_id,
-                    threads=threads, prefix=prefix, tenant_id=tenant_id)
+                    threads=threads, prefix=prefix, tenant_id=tenant_id, stop_event=stop)
     return worker, [pool, client]
 
 

@@ -72,6 +72,13 @@ def default_connectors(platform: Platform) -> Connector:
     return found() if isinstance(found, type) else found
 
 
+def interrupted_sleep(stop: threading.Event, seconds: float) -> None:
+    """Sleep, unless ``stop`` is set first: then raise Retry so the poll ends at once."""
+    if stop.wait(seconds):
+        msg = "the worker is stopping"
+        raise Retry(msg)
+
+
 @dataclass
 class Held:
     """An account this worker holds, with its schedule and what is waiting for it."""
@@ -113,6 +120,7 @@ class Worker:
         tenant_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rand: Callable[[], float] | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
@@ -133,7 +141,7 @@ class Worker:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll")
         self._held: dict[str, Held] = {}
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
-        self._stop = threading.Event()
+        self._stop = stop_event or threading.Event()
         self._dirty = True
         self.polls = 0
 
@@ -142,6 +150,10 @@ class Worker:
     def stop(self) -> None:
         """Ask the loop to end (signal-safe: it only sets an event)."""
         self._stop.set()
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that a stopping worker cuts short (the poll then ends as a Retry)."""
+        interrupted_sleep(self._stop, seconds)
 
     @property
     def held(self) -> list[str]:
@@ -157,27 +169,43 @@ class Worker:
         if self._hints is not None:
             hint_thread = threading.Thread(target=self._consume_hints, name="hints", daemon=True)
             hint_thread.start()
-        listener = psycopg.connect(self._listen_dsn, autocommit=True)
+        listener: psycopg.Connection | None = None
+        next_beat = next_sync = 0.0
+        live = 1
         try:
-            listener.execute(f"LISTEN {registry.CHANNEL}")
-            next_beat = next_sync = 0.0
-            live = 1
             while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_beat:
-                    live = self.leases.heartbeat()
-                    self._renew()
-                    next_beat = now + beat_every
-                if self._dirty or now >= next_sync:
-                    self._dirty = False
-                    self._sync(live)
-                    next_sync = time.monotonic() + sync_every
-                self._take_hints()
-                self._dispatch()
-                for _ in listener.notifies(timeout=0.2, stop_after=1):
-                    self._dirty = True
+                try:
+                    if listener is None:
+                        listener = psycopg.connect(self._listen_dsn, autocommit=True,
+                                                   connect_timeout=10)
+                        listener.execute(f"LISTEN {registry.CHANNEL}")
+                        self._dirty = True  # changes may have been missed while away
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        live = self.leases.heartbeat()
+                        self._renew()
+                        next_beat = now + beat_every
+                    if self._dirty or now >= next_sync:
+                        self._dirty = False
+                        self._sync(live)
+                        next_sync = time.monotonic() + sync_every
+                    self._take_hints()
+                    self._dispatch()
+                    for _ in listener.notifies(timeout=0.2, stop_after=1):
+                        self._dirty = True
+                except psycopg.Error as exc:
+                    # The registry is unreachable: keep polling what is held, try again soon.
+                    log.warning("registry unavailable (%s); retrying", type(exc).__name__)
+                    if listener is not None:
+                        listener.close()
+                    listener = None
+                    self._stop.wait(1)
+                except redis.RedisError as exc:
+                    log.warning("redis unavailable (%s); retrying", type(exc).__name__)
+                    self._stop.wait(1)
         finally:
-            listener.close()
+            if listener is not None:
+                listener.close()
             self._shutdown()
             if hint_thread is not None:
                 hint_thread.join(5)
@@ -229,7 +257,7 @@ class Worker:
         api = AccountApi(account=account, connector=connector,
                          session=self._sessions(account.platform.value), tokens=self._tokens,
                          limiter=self._limiter, settings=self.settings, clock=self._clock,
-                         rand=self._rand)
+                         sleep=self.sleep, rand=self._rand)
         self._held[account.id] = Held(account, Cadence(self._policy, row.poll_interval), api,
                                       connector)
         log.info("worker %s now polls %s account %s (%s)", self.worker_id, account.platform,
@@ -286,18 +314,16 @@ class Worker:
         for held in self._held.values():
             if held.running is not None and not held.running.done():
                 continue
-            due = (held.hinted_account or held.hinted_content
-                   or held.cadence.account_due(now) or held.cadence.due_content(now))
-            if due:
-                held.running = self._pool.submit(self._poll, held)
+            whole = held.hinted_account or held.cadence.account_due(now)
+            if whole or held.hinted_content or held.cadence.due_content(now):
+                hinted = set(held.hinted_content)
+                held.hinted_account = False
+                held.hinted_content.clear()
+                held.running = self._pool.submit(self._poll, held, whole, hinted)
 
-    def _poll(self, held: Held) -> None:
+    def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
         account, cadence = held.account, held.cadence
         now = self._clock()
-        whole = held.hinted_account or cadence.account_due(now)
-        hinted = set(held.hinted_content)
-        held.hinted_account = False
-        held.hinted_content.clear()
         connector = held.connector
         poll = Poll()
         error: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,7 @@ class FakePlatform:
     def __init__(self, token_path: str = "/v2/oauth/token/") -> None:
         self.accounts: dict[str, Any] = {}
         self.requests: list[tuple[str, str | None]] = []
+        self.times: list[float] = []  # time.monotonic() of each GET
         self.valid_access: set[str] = set()
         self.valid_refresh: set[str] = set()
         self.refresh_calls = 0
@@ -159,6 +161,7 @@ class FakePlatform:
         token = auth.removeprefix("Bearer ") if auth else None
         with self.lock:
             self.requests.append((parts.path, token))
+            self.times.append(time.monotonic())
             allowed = token in self.valid_access
         if self.valid_access and not allowed:
             self._answer(h, 401, {"error": "token refused"})

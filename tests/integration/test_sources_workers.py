@@ -63,7 +63,7 @@ class Env:
         registry.ensure_tenant(self.conn, self.tenant)
         self.influencer = registry.add_influencer(self.conn, self.tenant, "Ada").id
 
-    def start(self, worker_id: str) -> subprocess.Popen[bytes]:
+    def start(self, worker_id: str, **extra: str) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CREATORPULSE_")}
         env.update({
             "CREATORPULSE_DATABASE_URL": self.settings.database_dsn.reveal(),
@@ -73,6 +73,7 @@ class Env:
             "CREATORPULSE_LEASE_TTL": f"{int(LEASE * 1000)}ms",
             "CREATORPULSE_RETRY_BASE": "100ms",
             "CREATORPULSE_RETRY_MAX": "1s",
+            **extra,
         })
         log = open(self.tmp / f"{worker_id}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
@@ -260,3 +261,26 @@ def test_an_unmappable_answer_goes_to_the_dead_letter_topic_and_polling_goes_on(
         Platform.TIKTOK, account, "no followers")
     wait_for(lambda: env.polls("ext-ok") >= 2 and env.polls("ext-bad") >= 2, 15,
              "polling to go on")
+
+
+def test_workers_under_load_keep_to_the_platform_app_rate(env: Env) -> None:
+    """Two workers, eight accounts due every second, an app limit of 4 requests per second."""
+    limits = "instagram=4/1s,facebook=4/1s,youtube=4/1s,tiktok=4/1s,x=4/1s"
+    for n in range(8):
+        env.link(f"ext-{n}")
+    env.start("w1", CREATORPULSE_APP_RATE_LIMITS=limits)
+    env.start("w2", CREATORPULSE_APP_RATE_LIMITS=limits)
+    wait_for(lambda: len(env.platform.times) >= 24, 30, "24 requests")
+    with env.platform.lock:
+        times = sorted(env.platform.times)
+    # A bucket of 1 (a tenth of 4, rounded up) refilled at 4/s: at most 1 + 4 per second.
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u - t < 1.0) <= 5 + 1
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate <= 4 * 1.15, f"{rate:.2f} requests/s"
+    assert rate >= 4 * 0.6, f"{rate:.2f} requests/s: the limiter should not starve the workers"
+    started = time.monotonic()
+    for proc in env.procs.values():  # polls waiting for tokens end at once on SIGTERM
+        proc.send_signal(signal.SIGTERM)
+    assert [proc.wait(15) for proc in env.procs.values()] == [0, 0]
+    assert time.monotonic() - started < 10
