@@ -36,7 +36,7 @@ def _guard(handler: Callable[[argparse.Namespace, Settings], int]) -> Callable[.
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
-            return handler(args, settings)
+            return int(handler(args, settings))
         except (CommandError, RegistryError, VaultError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -204,8 +204,8 @@ def cmd_sources_run(args: argparse.Namespace, settings: Settings) -> int:
         argv = ["sources", "run", "--threads", str(args.threads)]
         if args.tenant:
             argv += ["--tenant", args.tenant]
-        return run_workers(args.workers, argv)
-    return run_worker(settings, threads=args.threads, tenant_id=args.tenant)
+        return int(run_workers(args.workers, argv))
+    return int(run_worker(settings, threads=args.threads, tenant_id=args.tenant))
 
 
 # --- parsers --------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class TokenManager:
         settings: Settings,
         connect: Connect,
         vault: TokenVault,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis[bytes],
         sessions: SessionFactory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_prefix: str = "creatorpulse:oauth",
@@ -190,7 +190,7 @@ class TokenManager:
     def _expiring(self, creds: Credentials) -> bool:
         if creds.expires_at is None:
             return False
-        return creds.expires_at - self._settings.token_refresh_margin <= self._clock()
+        return bool(creds.expires_at - self._settings.token_refresh_margin <= self._clock())
 
     def _load(self, account_id: str) -> Credentials | None:
         with self._connect() as conn:

@@ -107,7 +107,7 @@ class Worker:
         settings: Settings,
         connect: Connect,
         listen_dsn: str,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis[bytes],
         publisher: Publisher,
         limiter: Limiter,
         tokens: TokenManager,
