@@ -188,9 +188,14 @@ class TokenManager:
                 log.warning("the refresh lock of account %s expired before release", account.id)
 
     def _expiring(self, creds: Credentials) -> bool:
+        """Within the margin of its expiry; a short-lived token (margin above half its life)
+        is refreshed at half its life instead, or every request would refresh it."""
         if creds.expires_at is None:
             return False
-        return bool(creds.expires_at - self._settings.token_refresh_margin <= self._clock())
+        margin = self._settings.token_refresh_margin
+        if creds.updated_at is not None:
+            margin = min(margin, max(timedelta(0), (creds.expires_at - creds.updated_at) / 2))
+        return bool(creds.expires_at - margin <= self._clock())
 
     def _load(self, account_id: str) -> Credentials | None:
         with self._connect() as conn:
@@ -257,6 +262,7 @@ def _credentials(token: Mapping[str, Any], old: Credentials, now: datetime) -> C
         refresh_token=Secret(str(new_refresh)) if new_refresh else old.refresh_token,
         expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
         scopes=tuple(scopes) if scopes else old.scopes,
+        updated_at=now,
     )
 
 
