@@ -244,12 +244,23 @@ class TokenManager:
                 token = parse_token_response(response.text)
         except OAuth2Error as exc:
             # The platform's error code and description, never the request (it holds tokens).
-            msg = f"{platform} refused to refresh the token of account {account.id}: {exc.error}"
-            raise ApiError(msg, code=exc.error) from None
+            code, why = _refusal(exc)
+            msg = f"{platform} refused to refresh the token of account {account.id}: {why}"
+            raise ApiError(msg, code=code) from None
         except requests.RequestException as exc:
             msg = f"{platform} token endpoint unreachable ({type(exc).__name__})"
             raise Retry(msg) from None
         return _credentials(token, creds, now)
+
+
+def _refusal(exc: OAuth2Error) -> tuple[str, str]:
+    """``(code, reason)`` of a refused refresh: RFC 6749's ``error`` or Meta's error object."""
+    error: Any = exc.error
+    if isinstance(error, dict):  # Meta: {"message", "type", "code", "error_subcode", ...}
+        code = str(error.get("code", "unknown"))
+        return code, f"({code}) {error.get('message', 'no message')}"
+    description = f" ({exc.description})" if exc.description else ""
+    return str(error), f"{error}{description}"
 
 
 def _credentials(token: Mapping[str, Any], old: Credentials, now: datetime) -> Credentials:

@@ -142,7 +142,8 @@ def test_a_refused_refresh_says_why_without_any_token(env: dict, platform: FakeP
     stale = manager.current(env["account"])
     with pytest.raises(ApiError) as err:
         manager.refresh(env["account"], stale)
-    assert "invalid_grant" in str(err.value)
+    assert "invalid_grant (refresh token used or revoked)" in str(err.value)
+    assert err.value.code == "invalid_grant"
     assert stale is not None and stale.refresh_token is not None
     for secret in (stale.access_token.reveal(), stale.refresh_token.reveal()):
         assert secret not in str(err.value)

@@ -181,3 +181,15 @@ def test_post_sends_a_json_body_with_the_same_handling() -> None:
     assert session.posted == [body, body] and tokens.refreshed == 1
     assert session.seen[-1][:2] == ("http://127.0.0.1:9/v2/video/query/", {"fields": "id"})
     assert limiter.acquired == 2
+
+
+def test_a_refused_refresh_reads_rfc_6749_and_meta_errors() -> None:
+    from oauthlib.oauth2 import InvalidGrantError
+    from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
+
+    from creatorpulse.sources.oauth import _refusal
+
+    assert _refusal(InvalidGrantError(description="Token has been expired or revoked.")) == (
+        "invalid_grant", "invalid_grant (Token has been expired or revoked.)")
+    meta = CustomOAuth2Error(error={"message": "Session has expired", "code": 190})  # type: ignore[arg-type]
+    assert _refusal(meta) == ("190", "(190) Session has expired")
