@@ -22,6 +22,7 @@ from creatorpulse.observation import Platform
 from creatorpulse.settings import Secret, Settings, format_duration, parse_duration
 from creatorpulse.sinks import registry
 from creatorpulse.sinks.registry import Credentials, RegistryError
+from creatorpulse.sources.base import SourceError
 from creatorpulse.tokens import TokenVault, VaultError, rotate
 
 DEFAULT_TENANT = "default"
@@ -37,7 +38,7 @@ def _guard(handler: Callable[[argparse.Namespace, Settings], int]) -> Callable[.
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return int(handler(args, settings))
-        except (CommandError, RegistryError, VaultError) as exc:
+        except (CommandError, RegistryError, VaultError, SourceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except psycopg.OperationalError as exc:
