@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     from creatorpulse.sources.webhooks.cli import register as register_webhooks
 
     register_webhooks(commands)
+
+    from creatorpulse.sources import commands as sources_commands
+
+    sources_commands.register(commands)
     return parser
 
 
