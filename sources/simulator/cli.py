@@ -99,6 +99,53 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="X requests per endpoint per 15 min (default: X's per-endpoint table)")
     p.set_defaults(handler=cmd_simulate)
 
+    p = commands.add_parser(
+        "enrol", help="link the running simulators' seeded accounts into the registry (demo)",
+        description="Read the first --accounts seeded accounts of each running simulator "
+        "(GET /_sim/accounts on CREATORPULSE_<PLATFORM>_API_URL) and link them under --tenant: "
+        "one influencer per creator, tagged demo, with an account and its sealed tokens per "
+        "platform. Idempotent: what is already linked stays as it is.")
+    p.add_argument("--tenant", default="demo", help="tenant id (default demo; created if new)")
+    p.add_argument("--accounts", type=_positive(int), default=200,
+                   help="creators to link per platform (default 200)")
+    p.add_argument("--platforms", nargs="+", choices=PLATFORMS, default=list(PLATFORMS),
+                   help="only these platforms (default: all five)")
+    p.add_argument("--interval", type=_positive(float), default=60.0, metavar="SECONDS",
+                   help="base poll interval of each account (default 60)")
+    p.set_defaults(handler=cmd_enrol)
+
+
+def cmd_enrol(args: argparse.Namespace, settings: Settings) -> int:
+    import sys
+    import urllib.error
+    from datetime import timedelta
+
+    import psycopg
+
+    from creatorpulse.cli import say
+    from creatorpulse.sources.simulator.enrol import enrol_running
+    from creatorpulse.tokens import TokenVault
+
+    urls = {p: settings.platform_api_url(p) for p in args.platforms}
+    try:
+        with psycopg.connect(settings.database_dsn.reveal(), autocommit=True,
+                             connect_timeout=10) as conn:
+            done = enrol_running(
+                conn, TokenVault.from_settings(settings), args.tenant, urls, int(args.accounts),
+                timedelta(seconds=args.interval),
+                progress=lambda i: say(f"enrolled creator {i + 1}/{args.accounts}")
+                if (i + 1) % 50 == 0 else None)
+    except urllib.error.URLError as exc:
+        print(f"error: a simulator does not answer ({exc.reason}); start them with "
+              "`creatorpulse simulate`", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"error: cannot reach the database: {exc}", file=sys.stderr)
+        return 1
+    say(f"tenant {args.tenant}: {done.influencers} influencers and {done.accounts} accounts "
+        f"linked, {done.already} already there")
+    return 0
+
 
 def config_from_args(args: argparse.Namespace, settings: Settings) -> SimConfig:
     from creatorpulse.sources.simulator.config import SimConfig
