@@ -56,6 +56,7 @@ class ManagedProcess:
         except (FileNotFoundError, ValueError):
             return None
         if not _alive(pid):
+            _reap(pid)
             self.pid_file.unlink(missing_ok=True)
             return None
         try:
