@@ -195,6 +195,13 @@ def _secret(text: str) -> Secret:
     return Secret(text.strip())
 
 
+def _signing_key(text: str) -> Secret:
+    if len(text.strip()) < 32:
+        msg = "expected a key of at least 32 characters"
+        raise ValueError(msg)
+    return Secret(text.strip())
+
+
 def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
@@ -364,6 +371,21 @@ class Settings:
         _http_url,
         "http://127.0.0.1:8000",
         "Public base URL of the GraphQL API; `api serve` listens on this URL's port.",
+    )
+    # --- the GraphQL API: tokens ------------------------------------------------------------
+    jwt_secret: Secret | None = _setting(
+        "JWT_SECRET",
+        _signing_key,
+        None,
+        "HS256 key that signs and checks API tokens. Unset: a fixed development key "
+        "(refused in production).",
+    )
+    jwt_issuer: str = _setting("JWT_ISSUER", _token, "creatorpulse", "`iss` of API tokens.")
+    jwt_audience: str = _setting(
+        "JWT_AUDIENCE", _token, "creatorpulse-api", "`aud` of API tokens."
+    )
+    jwt_ttl: timedelta = _setting(
+        "JWT_TTL", parse_duration, "1h", "Lifetime of tokens minted by `api token`."
     )
     webhooks_url: str = _setting(
         "WEBHOOKS_URL",
