@@ -202,17 +202,6 @@ def _signing_key(text: str) -> Secret:
     return Secret(text.strip())
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a whole number of at least 1, got {text!r}"
-        raise ValueError(msg)
-    return value
-
-
 def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
