@@ -39,6 +39,7 @@ from creatorpulse.graphql.errors import InputError, RateLimited, error_code
 from creatorpulse.graphql.limits import CostLimiter
 from creatorpulse.graphql.mutations import Mutation
 from creatorpulse.graphql.queries import Query
+from creatorpulse.graphql.types import SCALARS
 from creatorpulse.settings import Settings
 
 
@@ -120,7 +121,7 @@ def build_schema(settings: Settings, *, production: bool | None = None) -> straw
         mutation=Mutation,
         subscription=_subscription(),
         extensions=extensions(settings, production=prod),
-        config=StrawberryConfig(disable_field_suggestions=prod),
+        config=StrawberryConfig(disable_field_suggestions=prod, scalar_map=SCALARS),
     )
 
 
