@@ -135,7 +135,8 @@ async def series(
     end: datetime,
     interval: Interval,
 ) -> list[Series]:
-    """One series per (platform, metric) with buckets in [start, end), oldest first."""
+    """One series per (platform, metric), oldest bucket first: every bucket that starts before
+    ``end`` and ends after ``start`` (the first one whole, as buckets are never split)."""
     check_range(start, end)
     relation, trunc = interval.value
     bucket = f"date_trunc('{trunc}', b.bucket_start, 'UTC')" if trunc else "b.bucket_start"
@@ -152,7 +153,8 @@ async def series(
             FROM {relation} b
             JOIN influencers i ON i.id = b.influencer_id AND i.tenant_id = %(tenant)s
             WHERE b.influencer_id = %(influencer)s
-              AND b.bucket_start >= %(start)s AND b.bucket_start < %(end)s
+              AND b.bucket_start >= date_trunc('{weak_unit}', %(start)s, 'UTC')
+              AND b.bucket_start < %(end)s
               AND (%(platforms)s::text[] IS NULL OR b.platform = ANY (%(platforms)s))
               AND (%(metrics)s::text[] IS NULL OR b.metric = ANY (%(metrics)s))
             GROUP BY 1, 2, 3
@@ -161,7 +163,8 @@ async def series(
                    min({_RANK}) AS rank
             FROM metric_buckets_1m m
             WHERE m.influencer_id = %(influencer)s AND m.provenance <> 'measured'
-              AND m.bucket_start >= %(start)s AND m.bucket_start < %(end)s
+              AND m.bucket_start >= date_trunc('{weak_unit}', %(start)s, 'UTC')
+              AND m.bucket_start < %(end)s
             GROUP BY 1, 2, 3
         )
         SELECT g.platform, g.metric, g.bucket, g.gain, g.observations,
