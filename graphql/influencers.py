@@ -49,9 +49,12 @@ class AccountRow:
     poll_interval: timedelta
     created_at: datetime
     has_credentials: bool
+    last_poll_at: datetime | None
     last_success_at: datetime | None
     next_poll_at: datetime | None
     last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
 
 
 class Order(enum.Enum):
@@ -81,16 +84,16 @@ class Page:
 
 _INFLUENCER = "i.id, i.tenant_id, i.name, i.tags, i.metadata, i.created_at, i.updated_at"
 
-# The pollers' view of each account: when it last succeeded, when it polls next, its last error.
-# Read from the account_poll_state table that the sources maintain.
+# The pollers' view of each account (poll_state, written by the worker that polls it): when it
+# last polled and succeeded, when it polls next, its last error and how many polls failed in a row.
 _ACCOUNT = (
     "a.id, a.tenant_id, a.influencer_id, a.platform, a.external_id, a.handle, a.status, "
     "a.poll_interval, a.created_at, "
     "EXISTS (SELECT 1 FROM oauth_credentials c WHERE c.account_id = a.id) AS has_credentials, "
-    "NULL::timestamptz AS last_success_at, NULL::timestamptz AS next_poll_at, "
-    "NULL::text AS last_error"
+    "ps.last_poll_at, ps.last_success_at, ps.next_poll_at, ps.last_error, ps.last_error_at, "
+    "coalesce(ps.consecutive_failures, 0) AS consecutive_failures"
 )
-_ACCOUNT_FROM = "platform_accounts a"
+_ACCOUNT_FROM = "platform_accounts a LEFT JOIN poll_state ps ON ps.account_id = a.id"
 
 
 def _influencer(row: dict[str, Any]) -> InfluencerRow:

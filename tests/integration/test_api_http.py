@@ -419,3 +419,25 @@ def test_websocket_needs_a_valid_token_in_connection_init(client: TestClient,
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
             assert closed.value.code == 4403
+
+
+# --- accounts' polling state ------------------------------------------------------------------
+
+
+def test_accounts_show_the_pollers_state(client: TestClient, world: World,
+                                         db: psycopg.Connection) -> None:
+    from creatorpulse.sinks import registry
+
+    polled = NOW - timedelta(minutes=2)
+    registry.record_poll(db, world.account_a1, "worker-1", polled - timedelta(minutes=5),
+                         next_poll_at=polled, observations=3)
+    registry.record_poll(db, world.account_a1, "worker-1", polled,
+                         next_poll_at=polled + timedelta(minutes=5), error="HTTP 429 from x")
+    body = gql(client, """{ accounts { id lastPollAt lastSuccessAt nextPollAt lastError
+        consecutiveFailures } }""", world.headers(world.tenant_a))
+    (account,) = body["data"]["accounts"]
+    assert datetime.fromisoformat(account["lastPollAt"]) == polled
+    assert datetime.fromisoformat(account["lastSuccessAt"]) == polled - timedelta(minutes=5)
+    assert datetime.fromisoformat(account["nextPollAt"]) == polled + timedelta(minutes=5)
+    assert account["lastError"] == "HTTP 429 from x"
+    assert account["consecutiveFailures"] == 1
