@@ -24,7 +24,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
-from cross_web import HTTPException
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -60,14 +59,29 @@ def _address(request: Request | WebSocket) -> str | None:
 class GraphQLView(GraphQL):
     """Strawberry's ASGI view with our context, HTTP authentication and WebSocket auth."""
 
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Refuse a bad bearer token with 401 before GraphQL sees the request."""
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            try:
+                principal = authenticate(request.headers.get("authorization"),
+                                         request.app.state.services.settings)
+            except AuthError as exc:
+                body = {"data": None, "errors": [{"message": f"invalid token: {exc}",
+                                                  "extensions": {"code": "UNAUTHENTICATED",
+                                                                 "reason": exc.reason}}]}
+                header = f'Bearer error="invalid_token", error_description="{exc.reason}"'
+                await JSONResponse(body, status_code=401,
+                                   headers={"WWW-Authenticate": header})(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
         principal = None
         if isinstance(request, Request):
-            try:
-                principal = authenticate(request.headers.get("authorization"), services.settings)
-            except AuthError as exc:
-                raise HTTPException(401, f"invalid token: {exc.reason}") from None
+            principal = getattr(request.state, "principal", None)
         return Context(services=services, principal=principal,
                        client_key=client_key(principal, _address(request)),
                        request=request, response=response)

@@ -74,6 +74,8 @@ def test_bad_tokens_get_401_everywhere(client: TestClient, world: World, case: s
     response = client.post("/graphql", json={"query": ACCOUNTS}, headers=headers)
     assert response.status_code == 401
     assert token not in response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
     rest = client.get(f"/influencers/{world.a1}/metrics", headers=headers)
     assert rest.status_code == 401
     assert rest.headers["www-authenticate"].startswith("Bearer")
