@@ -336,7 +336,8 @@ def test_erasure_removes_the_influencer_everywhere(
     consumer, start = _high_watermarks(w.settings)
     try:
         body = gql(client, """mutation($id: ID!) { removeInfluencer(id: $id, erase: true) {
-            __typename ... on Erased { erasureId rows cacheEntries tombstoneTopics } } }""",
+            __typename ... on Erased { erasureId rows cacheEntries tombstoneTopics pending }
+            } }""",
                    admin, id=w.a1)
         erased = body["data"]["removeInfluencer"]
         assert erased["__typename"] == "Erased"
@@ -344,6 +345,7 @@ def test_erasure_removes_the_influencer_everywhere(
         assert erased["rows"]["observations"] == 6
         assert erased["cacheEntries"] >= 1
         assert erased["tombstoneTopics"] == [AGGREGATES.name]
+        assert erased["pending"] == []
         for table in ("observations", "metric_buckets_1m", "rolling_windows", "derived_figures",
                       "influencers", "platform_accounts"):
             column = "id" if table == "influencers" else "influencer_id"
@@ -443,3 +445,21 @@ def test_accounts_show_the_pollers_state(client: TestClient, world: World,
     assert datetime.fromisoformat(account["nextPollAt"]) == polled + timedelta(minutes=5)
     assert account["lastError"] == "HTTP 429 from x"
     assert account["consecutiveFailures"] == 1
+
+
+def test_erasure_with_kafka_down_erases_rows_and_reports_the_tombstone_pending(
+        world: World, db: psycopg.Connection, stack: object) -> None:
+    w = world
+    with TestClient(create_app(w.settings, producer=_NoKafka())) as c:
+        body = gql(c, """mutation($id: ID!) { removeInfluencer(id: $id, erase: true) {
+            ... on Erased { erasureId tombstoneTopics pending } } }""",
+                   w.headers(w.tenant_a, Role.ADMIN), id=w.a1)
+    erased = body["data"]["removeInfluencer"]
+    assert erased["tombstoneTopics"] == []
+    assert erased["pending"] == [f"tombstone:{AGGREGATES.name}"]
+    assert db.execute("SELECT count(*) FROM metric_buckets_1m WHERE influencer_id = %s",
+                      (w.a1,)).fetchone() == (0,)
+    scope = db.execute("SELECT scope FROM erasures WHERE id = %s",
+                       (erased["erasureId"],)).fetchone()
+    assert scope is not None
+    assert scope[0]["pending"] == [f"tombstone:{AGGREGATES.name}"]
