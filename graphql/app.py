@@ -35,7 +35,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from creatorpulse.graphql import rest
+from creatorpulse.graphql import influencers, rest
 from creatorpulse.graphql.auth import AuthError, authenticate, bearer_token, signing_key, verify
 from creatorpulse.graphql.cache import AggregateCache
 from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, client_key
@@ -195,9 +195,22 @@ def create_app(
         registry_pool.open(wait=True, timeout=15)
         redis = Redis.from_url(settings.redis_dsn.reveal(), socket_timeout=5,
                                socket_connect_timeout=5)
+        tenants: dict[str, str] = {}  # an influencer never changes tenant
+
+        async def tenant_of(influencer_id: str) -> str | None:
+            if influencer_id not in tenants:
+                async with pool.connection() as conn:
+                    found = await influencers.tenant_of(conn, influencer_id)
+                if found is None:
+                    return None
+                if len(tenants) > 100_000:
+                    tenants.clear()
+                tenants[influencer_id] = found
+            return tenants[influencer_id]
+
         services = Services(
             settings=settings, pool=pool, registry_pool=registry_pool, redis=redis,
-            cache=AggregateCache(redis, settings.api_cache_ttl, metrics),
+            cache=AggregateCache(redis, settings.api_cache_ttl, metrics, tenant_of),
             bucket=TokenBucket(redis, settings.api_rate_budget, settings.api_rate_refill)
             if rate_limit else None,
             metrics=metrics, vault=TokenVault.from_settings(settings),

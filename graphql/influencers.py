@@ -186,13 +186,10 @@ async def page(
     return Page(rows, cursors, has_next, total)
 
 
-async def ids_matching(
-    conn: AsyncConnection[Any], tenant_id: str, f: InfluencerFilter
-) -> list[str]:
-    where, params = _filter_sql(tenant_id, f)
-    cur = await conn.execute(f"SELECT i.id FROM influencers i WHERE {where}",  # noqa: S608
-                             params)
-    return [r[0] for r in await cur.fetchall()]
+async def tenant_of(conn: AsyncConnection[Any], influencer_id: str) -> str | None:
+    cur = await conn.execute("SELECT tenant_id FROM influencers WHERE id = %s", (influencer_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
 
 
 async def accounts_by_influencer(

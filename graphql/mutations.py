@@ -194,7 +194,7 @@ class Mutation:
                 metadata=input.metadata))
         except registry.NotFound:
             return NotFound(message=f"no influencer {str(input.id)!r} in your tenant")
-        await ctx.services.cache.invalidate(str(input.id))
+        await ctx.services.cache.invalidate(str(input.id), tenant)
         return await _reload_influencer(ctx, tenant, str(input.id)) or NotFound(message="gone")
 
     @strawberry.mutation(description=(
@@ -210,14 +210,14 @@ class Mutation:
                 await _write(ctx, registry.remove_influencer, tenant, influencer_id)
             except registry.NotFound:
                 return NotFound(message=f"no influencer {influencer_id!r} in your tenant")
-            await ctx.services.cache.invalidate(influencer_id)
+            await ctx.services.cache.invalidate(influencer_id, tenant)
             return Removed(id=id)
         try:
             done = await _write(ctx, management.erase_rows, tenant, influencer_id,
                                 _principal_name(ctx))
         except registry.NotFound:
             return NotFound(message=f"no influencer {influencer_id!r} in your tenant")
-        return await _finish_erasure(ctx, done)
+        return await _finish_erasure(ctx, done, tenant)
 
     @strawberry.mutation(description="Link a platform account; polling starts at once (editor).")
     async def link_account(self, info: Info, input: LinkAccountInput) -> AccountResult:
@@ -315,7 +315,7 @@ async def _set_status(info: Info, account_id: str, status: str) -> Account | Not
     return await _reload_account(ctx, tenant, account_id)
 
 
-async def _finish_erasure(ctx: Context, done: management.Erasure) -> Erased:
+async def _finish_erasure(ctx: Context, done: management.Erasure, tenant: str) -> Erased:
     """After the database: refresh rollups, evict the cache, tombstone the keyed topic.
 
     The rows are gone once the transaction committed; a step that fails here (Redis or Kafka
@@ -326,7 +326,7 @@ async def _finish_erasure(ctx: Context, done: management.Erasure) -> Erased:
     pending: list[str] = []
     dropped = 0
     try:
-        dropped = await services.cache.invalidate(done.influencer_id)
+        dropped = await services.cache.invalidate(done.influencer_id, tenant)
     except RedisError as exc:
         log.warning("erasure %s: cache not evicted: %s", done.id, exc)
         pending.append("cache")

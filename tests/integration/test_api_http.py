@@ -463,3 +463,24 @@ def test_erasure_with_kafka_down_erases_rows_and_reports_the_tombstone_pending(
                        (erased["erasureId"],)).fetchone()
     assert scope is not None
     assert scope[0]["pending"] == [f"tombstone:{AGGREGATES.name}"]
+
+
+def test_tenant_wide_answers_are_evicted_by_any_influencer_of_the_tenant(
+        client: TestClient, world: World, db: psycopg.Connection) -> None:
+    w = world
+    query = '{ leaderboard(metric: "likes", window: "24h") { influencerId gain } }'
+    h = w.headers(w.tenant_a)
+    before = gql(client, query, h)["data"]["leaderboard"]
+    assert [e["influencerId"] for e in before] == [w.a1]
+    db.execute(
+        "INSERT INTO rolling_windows (influencer_id, platform, metric, window_name, window_end, "
+        "window_start, gain, value_at_start, value_at_end, provenance) "
+        "VALUES (%s, 'all', 'likes', '24h', %s, %s, 500, 0, 500, 'measured')",
+        (w.a2, NOW, NOW - timedelta(hours=24)))
+    assert gql(client, query, h)["data"]["leaderboard"] == before  # cached
+    cache = client.app.state.services.cache
+    assert client.portal.call(cache.invalidate, w.b1) == 0  # another tenant's news: kept
+    assert gql(client, query, h)["data"]["leaderboard"] == before
+    assert client.portal.call(cache.invalidate, w.a2) >= 1  # a2 had no cached answer of its own
+    after = gql(client, query, h)["data"]["leaderboard"]
+    assert [e["influencerId"] for e in after] == [w.a2, w.a1]
