@@ -484,3 +484,13 @@ def test_tenant_wide_answers_are_evicted_by_any_influencer_of_the_tenant(
     assert client.portal.call(cache.invalidate, w.a2) >= 1  # a2 had no cached answer of its own
     after = gql(client, query, h)["data"]["leaderboard"]
     assert [e["influencerId"] for e in after] == [w.a2, w.a1]
+
+
+def test_no_form_posts_and_no_mutations_over_get(client: TestClient, world: World) -> None:
+    h = world.headers(world.tenant_a, Role.ADMIN)
+    form = client.post("/graphql", data={"query": ACCOUNTS}, headers=h)
+    assert form.status_code == 400
+    mutation = "mutation { setPlatformEnabled(platform: X, enabled: false) { __typename } }"
+    got = client.get("/graphql", params={"query": mutation}, headers=h)
+    assert got.status_code == 400
+    assert "not allowed" in got.text
