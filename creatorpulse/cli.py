@@ -341,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from creatorpulse.graphql.commands import register as register_api
     from creatorpulse.sources import commands as sources_commands
+    from creatorpulse.sources.webhooks.cli import register as register_webhooks
 
+    register_webhooks(commands)
     sources_commands.register(commands)
     register_api(commands)
     return parser
