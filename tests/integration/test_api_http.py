@@ -494,3 +494,19 @@ def test_no_form_posts_and_no_mutations_over_get(client: TestClient, world: Worl
     got = client.get("/graphql", params={"query": mutation}, headers=h)
     assert got.status_code == 400
     assert "not allowed" in got.text
+
+
+def test_a_websocket_from_a_foreign_origin_is_refused(client: TestClient,
+                                                      world: World) -> None:
+    token = world.token(world.tenant_a, Role.VIEWER)
+    init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"],
+            headers={"origin": "https://evil.example"}) as ws:
+        ws.send_json(init)
+        ws.receive_json()
+    assert refused.value.code != 4403  # refused at the handshake, before the token is read
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"],
+                                  headers={"origin": "http://testserver"}) as ws:
+        ws.send_json(init)
+        assert ws.receive_json()["type"] == "connection_ack"
