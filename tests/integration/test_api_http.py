@@ -510,3 +510,17 @@ def test_a_websocket_from_a_foreign_origin_is_refused(client: TestClient,
                                   headers={"origin": "http://testserver"}) as ws:
         ws.send_json(init)
         assert ws.receive_json()["type"] == "connection_ack"
+
+
+def test_rest_calls_spend_the_same_budget(world: World, stack: object) -> None:
+    settings = app_settings(API_RATE_BUDGET="12", API_RATE_REFILL="1")
+    token = mint(settings, subject=f"rest-{world.suffix}", tenant_id=world.tenant_a,
+                 role=Role.VIEWER)
+    h = {"authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as c:
+        statuses = [c.get(f"/influencers/{world.a1}/metrics", headers=h).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        refused = c.get(f"/influencers/{world.a1}/metrics", headers=h)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 5
