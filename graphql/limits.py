@@ -235,6 +235,12 @@ class CostLimiter(SchemaExtension):
             metrics.cost.inc(cost)
         self.report.update(remaining=math.floor(charge.remaining), capacity=bucket.capacity,
                            refillPerSecond=bucket.refill)
+        headers = getattr(getattr(context, "response", None), "headers", None)
+        if headers is not None:  # HTTP: the budget in headers too, as GitHub does
+            headers["X-RateLimit-Limit"] = str(bucket.capacity)
+            headers["X-RateLimit-Remaining"] = str(math.floor(charge.remaining))
+            if not charge.allowed:
+                headers["Retry-After"] = str(max(1, math.ceil(charge.retry_after)))
         if not charge.allowed:
             if metrics is not None:
                 metrics.throttled.inc()
