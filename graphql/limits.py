@@ -37,6 +37,7 @@ from graphql.language import (
 )
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
 from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,8 @@ class CostLimiter(SchemaExtension):
         self.report.update(remaining=math.floor(charge.remaining), capacity=bucket.capacity,
                            refillPerSecond=bucket.refill)
         headers = getattr(getattr(context, "response", None), "headers", None)
-        if headers is not None:  # HTTP: the budget in headers too, as GitHub does
+        if isinstance(headers, MutableHeaders):  # HTTP (not WebSocket): headers too, as GitHub
+
             headers["X-RateLimit-Limit"] = str(bucket.capacity)
             headers["X-RateLimit-Remaining"] = str(math.floor(charge.remaining))
             if not charge.allowed:
