@@ -175,6 +175,7 @@ def create_app(
     Kafka producer on the configured brokers) sends erasure tombstones."""
     production = settings.environment == "production"
     signing_key(settings)  # refuse to build a production app without a signing key
+    vault = TokenVault.from_settings(settings)  # ... or without token keys
     schema = schema or build_schema(settings)
     metrics = ApiMetrics()
     view = GraphQLView(
@@ -213,7 +214,7 @@ def create_app(
             cache=AggregateCache(redis, settings.api_cache_ttl, metrics, tenant_of),
             bucket=TokenBucket(redis, settings.api_rate_budget, settings.api_rate_refill)
             if rate_limit else None,
-            metrics=metrics, vault=TokenVault.from_settings(settings),
+            metrics=metrics, vault=vault,
             producer=producer if producer is not None else _make_producer(settings),
             live=live)
         app.state.services = services
