@@ -121,8 +121,12 @@ def _metrics_middleware(app: ASGIApp, metrics: ApiMetrics) -> ASGIApp:
         try:
             await app(scope, receive, sending)
         finally:
+            elapsed = time.monotonic() - started
             metrics.requests.labels(route, str(status)).inc()
-            metrics.latency.labels(route).observe(time.monotonic() - started)
+            metrics.latency.labels(route).observe(elapsed)
+            # The path only: query strings may carry a token (GraphiQL links).
+            log.debug("%s %s %s %.1f ms", scope.get("method"), scope.get("path"), status,
+                      elapsed * 1000)
 
     return middleware
 

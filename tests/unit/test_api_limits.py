@@ -245,3 +245,14 @@ def test_budget_headers_go_on_http_responses_only() -> None:
     result = asyncio.run(schema.execute("{ accounts { id } }", context_value=ws))
     assert ws.calls == 1  # admitted and executed; no error from the headers
     assert result.errors[0].message == "Unexpected error."  # the stub resolver's own failure
+
+
+def test_unexpected_errors_are_logged_without_the_operation_text(
+        caplog: pytest.LogCaptureFixture) -> None:
+    query = 'mutation { linkAccount(input: {influencerId: "i", platform: X, externalId: "e", ' \
+            'accessToken: "sentinel-token-in-query"}) { __typename } }'
+    with caplog.at_level("ERROR"):
+        result, _ = run(query)
+    assert [e.message for e in result.errors] == ["Unexpected error."]
+    assert "linkAccount" in caplog.text  # the path is logged ...
+    assert "sentinel-token-in-query" not in caplog.text  # ... the operation's text is not
