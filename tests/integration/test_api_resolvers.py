@@ -86,3 +86,21 @@ def test_backfill_requests_are_recorded(client: TestClient, world: World, db: An
         ... on ValidationErrors { errors { field message } } } }""", id=world.a1)
     assert backwards.data["requestBackfill"]["errors"] == [
         {"field": "input.to", "message": "must be later than the start"}]
+
+
+def test_api_demo_prints_a_working_token_and_link(world: World, stack: object,
+                                                  capsys: Any) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from creatorpulse.cli import main
+    from creatorpulse.graphql.auth import verify
+
+    assert main(["api", "demo", "--tenant", world.tenant_a]) == 0
+    out = capsys.readouterr().out
+    token = out.split("Token:\n", 1)[1].split()[0]
+    principal = verify(token, world.settings)
+    assert (principal.tenant_id, principal.role) == (world.tenant_a, Role.ADMIN)
+    link = next(line.strip() for line in out.splitlines() if "?query=" in line)
+    params = parse_qs(urlsplit(link).query)
+    assert world.a1 in params["variables"][0] or world.a2 in params["variables"][0]
+    assert token in params["headers"][0]
