@@ -213,6 +213,16 @@ def _memory(text: str) -> str:
     return text.strip().lower()
 
 
+def _byte_size(text: str) -> int:
+    try:
+        size = int(text.strip())
+    except ValueError:
+        size = 0
+    if size < 1:
+        msg = f"expected a positive number of bytes, got {text!r}"
+        raise ValueError(msg)
+    return size
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text.strip())
@@ -273,17 +283,6 @@ def _rate_limits(text: str) -> tuple[RateLimit, ...]:
         msg = f"no limit for {', '.join(missing)}"
         raise ValueError(msg)
     return tuple(limits[p] for p in _PLATFORMS)
-
-
-def _byte_size(text: str) -> int:
-    try:
-        size = int(text.strip())
-    except ValueError:
-        size = 0
-    if size < 1:
-        msg = f"expected a positive number of bytes, got {text!r}"
-        raise ValueError(msg)
-    return size
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: str | None, doc: str) -> Any:
