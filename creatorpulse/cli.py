@@ -350,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     from creatorpulse.sources import commands as sources_commands
 
     sources_commands.register(commands)
+
+    from creatorpulse.graphql.commands import register as register_api
+
+    register_api(commands)
     return parser
 
 

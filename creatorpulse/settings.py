@@ -195,6 +195,13 @@ def _secret(text: str) -> Secret:
     return Secret(text.strip())
 
 
+def _signing_key(text: str) -> Secret:
+    if len(text.strip()) < 32:
+        msg = "expected a key of at least 32 characters"
+        raise ValueError(msg)
+    return Secret(text.strip())
+
+
 def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
@@ -436,6 +443,52 @@ class Settings:
         _http_url,
         "http://127.0.0.1:8000",
         "Public base URL of the GraphQL API; `api serve` listens on this URL's port.",
+    )
+    # --- the GraphQL API: tokens ------------------------------------------------------------
+    jwt_secret: Secret | None = _setting(
+        "JWT_SECRET",
+        _signing_key,
+        None,
+        "HS256 key that signs and checks API tokens. Unset: a fixed development key "
+        "(refused in production).",
+    )
+    jwt_issuer: str = _setting("JWT_ISSUER", _token, "creatorpulse", "`iss` of API tokens.")
+    jwt_audience: str = _setting(
+        "JWT_AUDIENCE", _token, "creatorpulse-api", "`aud` of API tokens."
+    )
+    jwt_ttl: timedelta = _setting(
+        "JWT_TTL", parse_duration, "1h", "Lifetime of tokens minted by `api token`."
+    )
+    # --- the GraphQL API: limits and cache ----------------------------------------------------
+    api_max_depth: int = _setting(
+        "API_MAX_DEPTH", _positive_int, "10", "Deepest selection nesting an operation may have."
+    )
+    api_max_aliases: int = _setting(
+        "API_MAX_ALIASES", _positive_int, "15", "Most aliases in one operation."
+    )
+    api_max_tokens: int = _setting(
+        "API_MAX_TOKENS", _positive_int, "2000", "Most lexical tokens in one GraphQL document."
+    )
+    api_max_first: int = _setting(
+        "API_MAX_FIRST", _positive_int, "100", "Largest page (`first`) a list may ask for."
+    )
+    api_max_cost: int = _setting(
+        "API_MAX_COST", _positive_int, "1000", "Largest estimated cost of one operation (points)."
+    )
+    api_rate_budget: int = _setting(
+        "API_RATE_BUDGET",
+        _positive_int,
+        "5000",
+        "Points in each client's token bucket (the burst an API client may spend).",
+    )
+    api_rate_refill: int = _setting(
+        "API_RATE_REFILL", _positive_int, "50", "Points per second each client's bucket regains."
+    )
+    api_cache_ttl: timedelta = _setting(
+        "API_CACHE_TTL",
+        parse_duration,
+        "5m",
+        "How long an aggregate answer stays in the Redis cache (fresh aggregates evict it sooner).",
     )
     webhooks_url: str = _setting(
         "WEBHOOKS_URL",
