@@ -9,6 +9,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CP := $(BIN)/creatorpulse
+# Simulated creators the demo links per platform (each is one influencer across the five).
+DEMO_ACCOUNTS ?= 200
 # Debian packages the stack needs; installed only when running as root and missing.
 DEBIAN_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven python3-venv
 
@@ -18,9 +20,12 @@ DEBIAN_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven python3
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-demo: install up ## install, start the stack and the engagement job, and show where they are
+demo: install up ## the whole system: stack, engagement job, simulators, sources, webhooks, API
 	$(CP) jobs submit engagement --if-not-running
+	$(CP) stack up --apps
+	$(CP) enrol --accounts $(DEMO_ACCOUNTS)
 	@echo
+	$(CP) api demo
 	@echo "CreatorPulse is up. Flink web UI: http://localhost:8081 (job creatorpulse-engagement)"
 	@echo "  status: $(CP) stack status    logs: $(CP) stack logs [part]    stop: make down"
 
