@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,20 +20,27 @@ import psycopg
 import pytest
 import redis
 import requests
-from confluent_kafka import Consumer
+import uvicorn
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg_pool import ConnectionPool
 
 from creatorpulse.observation import ContentKind, Observation, Provenance
 from creatorpulse.settings import Secret, Settings
 from creatorpulse.sinks import registry
 from creatorpulse.sinks.registry import Credentials
 from creatorpulse.sources.runner import Topics, build_worker
-from creatorpulse.sources.simulator.clock import Clock, ManualClock
+from creatorpulse.sources.simulator.clock import Clock, ManualClock, RealClock
 from creatorpulse.sources.simulator.config import SimConfig
 from creatorpulse.sources.simulator.server import Simulators, build
 from creatorpulse.sources.simulator.world import round_3_significant
+from creatorpulse.sources.webhooks.app import build_app
+from creatorpulse.sources.webhooks.cli import receiver_config
+from creatorpulse.sources.webhooks.dedup import PostgresDedup
+from creatorpulse.sources.webhooks.publish import KafkaPublisher, producer_config
 from creatorpulse.sources.worker import Worker
 from creatorpulse.stack import Stack
+from creatorpulse.stack.process import wait_until
 from creatorpulse.tokens import TokenVault
 
 PLATFORMS = ("instagram", "facebook", "youtube", "tiktok", "x")
@@ -205,10 +212,11 @@ def make_env(stack: Stack, settings: Settings, admin: AdminClient
              ) -> Iterator[Callable[..., Env]]:
     made: list[tuple[Env | None, Simulators]] = []
 
-    def make(config: SimConfig, clock: Clock, **extra: str) -> Env:
+    def make(config: SimConfig, clock: Clock, suffix: str | None = None, **extra: str) -> Env:
         sims = Simulators.start(build(config, clock), ports=0)
         made.append((None, sims))
-        env = Env(settings, admin, sims, clock, extra=dict(extra))
+        env = Env(settings, admin, sims, clock, extra=dict(extra),
+                  **({"suffix": suffix} if suffix else {}))
         made[-1] = (env, sims)
         return env
 
@@ -317,3 +325,177 @@ def test_observations_carry_the_simulator_s_true_counters_on_every_platform(
     was = {(o.account_id, o.content_id, o.metric): o.value for o in first}
     now = {(o.account_id, o.content_id, o.metric): o.value for o in second}
     assert any(now[k] != v for k, v in was.items() if k in now), "the counters should move"
+
+
+# --- rate limits under load -----------------------------------------------------------------
+
+# Low limits, the same in the simulators and in the settings: a credential may make 5 requests
+# in any 10 s (Meta's business-use-case window, TikTok's and X's per endpoint), a Meta app 40.
+LOW_LIMITS = SimConfig(accounts=30, seed=3, meta_buc_limit=5, meta_buc_window=10.0,
+                       meta_app_limit=40, meta_app_window=10.0, youtube_quota=300,
+                       tiktok_limit=5, tiktok_window=10.0, x_limit=5, x_window=10.0)
+LOW_SETTINGS = {
+    "CREATORPULSE_ACCOUNT_RATE_LIMITS": "instagram=5/10s,facebook=5/10s,youtube=5/10s,"
+                                        "tiktok=5/10s,x=5/10s",
+    # YouTube, TikTok and X enforce no app-wide rate in the simulator (YouTube: its quota).
+    "CREATORPULSE_APP_RATE_LIMITS": "instagram=40/10s,facebook=40/10s,youtube=1000/10s,"
+                                    "tiktok=1000/10s,x=1000/10s",
+    "CREATORPULSE_YOUTUBE_DAILY_QUOTA": "300",
+}
+
+
+def test_under_load_no_request_goes_over_a_limit_and_polls_still_complete(
+    make_env: Callable[..., Env],
+) -> None:
+    """150 accounts polled every second by two workers, limits far below that demand."""
+    env = make_env(LOW_LIMITS, RealClock(), **LOW_SETTINGS)
+    accounts = [env.register(p, i) for p in PLATFORMS for i in range(LOW_LIMITS.accounts)]
+    env.start_worker("w1")
+    env.start_worker("w2")
+    started = time.monotonic()
+
+    def stats() -> dict[str, Any]:
+        return {p: env.sim_get(p, "/_sim/stats") for p in PLATFORMS}
+
+    def polled() -> dict[str, int]:
+        states = registry.poll_states(env.conn, accounts)
+        done = {p: 0 for p in PLATFORMS}
+        for account_id, state in states.items():
+            if state.last_success_at is not None:
+                done[env.accounts[account_id][0]] += 1
+        return done
+
+    # Long enough for two full windows of every limit, with every credential saturated.
+    wait_for(lambda: time.monotonic() - started > 25
+             and all(n >= LOW_LIMITS.accounts // 2 for n in polled().values()), 90,
+             "half of each platform's accounts to be polled successfully")
+    seen = stats()
+    for platform, answer in seen.items():
+        assert answer["requests"] > LOW_LIMITS.accounts, (platform, answer["requests"])
+        assert answer["over_limit"] == 0, (platform, answer["apps"])
+        assert all(c["over_limit"] == 0 for c in answer["credentials"].values()), platform
+    # The limits bound the load: no credential made more than its share of the run.
+    elapsed = time.monotonic() - started
+    for platform in ("instagram", "facebook", "tiktok", "x"):
+        busiest = max(c["requests"] for c in seen[platform]["credentials"].values())
+        per_endpoint = 2 if platform in ("tiktok", "x") else 1  # their windows are per endpoint
+        assert busiest <= per_endpoint * 5 * (elapsed / 10 + 1), (platform, busiest)
+    for platform in PLATFORMS:
+        assert env.observed(platform), platform
+
+
+# --- a token expiring mid-run: TikTok's rotating refresh --------------------------------------
+
+
+def test_an_expiring_token_is_refreshed_once_and_polling_goes_on(
+    make_env: Callable[..., Env],
+) -> None:
+    ttl = 6.0  # seconds: refreshed at half its life, so several times in the run
+    config = SimConfig(accounts=3, seed=5, token_ttl={**SimConfig().token_ttl, "tiktok": ttl})
+    env = make_env(config, RealClock())
+    store = env.sims.apps["tiktok"].tokens
+    outcomes: list[bool] = []
+    original = store.refresh
+
+    def counted(token: str | None, now: float, *, rotate: bool) -> tuple[str, str] | None:
+        answer = original(token, now, rotate=rotate)
+        outcomes.append(answer is not None)
+        return answer
+
+    store.refresh = counted  # type: ignore[method-assign]
+    accounts = [env.register("tiktok", i) for i in (0, 1)]
+    env.start_worker("w1")
+    env.start_worker("w2")  # two workers: the refresh must still happen once per expiry
+
+    wait_for(lambda: outcomes.count(True) >= 4, 30, "four refreshes")
+    # A token the platform expires before its time: refused, refreshed, the poll goes on.
+    forced = datetime.now(UTC)
+    _, _, external = env.accounts[accounts[0]]
+    assert env.sim_post("tiktok", "/_sim/tokens/expire", {"account": external})["expired"] >= 1
+    wait_for(lambda: all(env.observed("tiktok", account_id=a, after=forced + timedelta(
+        seconds=ttl)) for a in accounts), 30, "observations of both accounts after the expiry")
+
+    assert outcomes and all(outcomes), "a refresh token was refused (used twice?)"
+    assert outcomes.count(True) >= 5
+    states = registry.poll_states(env.conn, accounts)
+    assert all(states[a].consecutive_failures == 0 for a in accounts), states
+    assert all(states[a].last_error is None for a in accounts), states
+    creds = registry.load_credentials(env.conn, env.vault, accounts[0])
+    assert creds is not None and creds.refresh_token is not None
+    assert creds.refresh_token.reveal() != env.sims.apps["tiktok"].account_row(0)["refresh_token"]
+
+
+# --- a webhook: simulator -> receiver -> hint -> the worker polls at once ---------------------
+
+
+class Receiver:
+    """The webhook receiver app under uvicorn in a thread, publishing to the given topics."""
+
+    def __init__(self, settings: Settings, db: psycopg.Connection, topics: Mapping[str, str],
+                 table: str) -> None:
+        db.execute(f"CREATE TABLE {table} (LIKE webhook_deliveries INCLUDING ALL)")
+        self.table, self.db = table, db
+        config = receiver_config(settings)
+        config = replace(config, hints_topic=topics["hints"], content_topic=topics["content"],
+                         dlq_topic=topics["dlq"])
+        self.pool = ConnectionPool(settings.database_dsn.reveal(), min_size=1, max_size=4,
+                                   open=True, name="e2e-webhooks")
+        self.kafka = KafkaPublisher(Producer(producer_config(settings.kafka_bootstrap, 10.0)))
+        app = build_app(config, PostgresDedup(self.pool, table), self.kafka)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started or None, part="webhooks",
+                   what="uvicorn to start", timeout=15)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.kafka.close()
+        self.pool.close()
+        self.db.execute(f"DROP TABLE {self.table}")
+
+
+def test_a_webhook_makes_the_worker_poll_the_account_at_once(
+    make_env: Callable[..., Env], settings: Settings, admin: AdminClient,
+    db: psycopg.Connection, unique: str,
+) -> None:
+    content_topic = f"e2e.content.{unique}"
+    for future in admin.create_topics([NewTopic(content_topic, num_partitions=1,
+                                                replication_factor=1)]).values():
+        future.result(30)
+    receiver: Receiver | None = None
+    try:
+        # The topics are the Env's, known only once it is made: the receiver starts first on
+        # names fixed here, and the Env takes the same suffix.
+        suffix = uuid.uuid4().hex[:10]
+        hints = f"e2e.hints.{suffix}"
+        receiver = Receiver(settings, db, {"hints": hints, "content": content_topic,
+                                           "dlq": f"e2e.dlq.{suffix}"},
+                            f"webhook_deliveries_{unique}")
+        config = SimConfig(accounts=3, seed=9, webhooks_url=receiver.url)
+        env = make_env(config, RealClock(), CREATORPULSE_POLL_FRESH_INTERVAL="1h",
+                       CREATORPULSE_POLL_MAX_INTERVAL="6h", suffix=suffix)
+        assert env.topics.hints == hints
+        account = env.register("tiktok", 0, interval=timedelta(hours=1))
+        env.start_worker("w1")
+        wait_for(lambda: env.observed("tiktok", account_id=account), 30, "the first poll")
+        state = wait_for(lambda: registry.poll_states(env.conn, [account]).get(account),
+                         10, "the first poll recorded")
+        assert state.next_poll_at is not None
+        assert state.next_poll_at - datetime.now(UTC) > timedelta(minutes=30)
+        sent_at = datetime.now(UTC)
+        _, _, external = env.accounts[account]
+        answer = env.sim_post("tiktok", "/_sim/webhooks", {"account": external})
+        assert answer["deliveries"], answer
+        hinted = wait_for(lambda: env.observed("tiktok", account_id=account, after=sent_at),
+                          10, "a poll of the hinted account")
+        assert min(o.observed_at for o in hinted) - sent_at < timedelta(seconds=10)
+    finally:
+        if receiver is not None:
+            receiver.close()
+        for future in admin.delete_topics([content_topic]).values():
+            future.result(30)
