@@ -105,15 +105,37 @@ def allow_loopback_http(settings: Settings, environ: dict[str, str] | Any) -> bo
     return True
 
 
-def make_session_factory(settings: Settings) -> SessionFactory:
-    """OAuth2Session per platform with the platform's client id and token placement."""
+def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFactory:
+    """OAuth2Session per account with the platform's client id and token placement.
+
+    The sessions of one platform share one connection pool (the adapter is thread-safe), so a
+    worker keeps a few keep-alive connections per platform rather than one per account. The
+    environment's proxies and CA bundle for the platform's URL are resolved once per session:
+    with ``trust_env`` on, requests walks the whole environment on every request.
+    """
     from oauthlib.oauth2 import WebApplicationClient
+    from requests.adapters import HTTPAdapter
+
+    adapters: dict[str, HTTPAdapter] = {}
+    lock = threading.Lock()
 
     def make(platform: str) -> OAuth2Session:
         client_id, _ = settings.platform_client(platform)
         placement = TOKEN_ENDPOINTS[platform].token_placement
         client = WebApplicationClient(client_id, token_placement=placement)
-        return OAuth2Session(client_id, client=client)
+        session = OAuth2Session(client_id, client=client)
+        env = session.merge_environment_settings(settings.platform_api_url(platform), {}, None,
+                                                 None, None)
+        session.proxies, session.verify = env["proxies"], env["verify"]
+        session.trust_env = False
+        with lock:
+            adapter = adapters.get(platform)
+            if adapter is None:
+                adapter = adapters[platform] = HTTPAdapter(pool_connections=4,
+                                                           pool_maxsize=pool_size)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     return make
 
