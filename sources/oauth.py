@@ -110,13 +110,13 @@ def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFact
 
     The sessions of one platform share one connection pool (the adapter is thread-safe), so a
     worker keeps a few keep-alive connections per platform rather than one per account. The
-    environment's proxies and CA bundle for the platform's URL are resolved once per session:
+    environment's proxies and CA bundle for the platform's URL are resolved once per platform:
     with ``trust_env`` on, requests walks the whole environment on every request.
     """
     from oauthlib.oauth2 import WebApplicationClient
     from requests.adapters import HTTPAdapter
 
-    adapters: dict[str, HTTPAdapter] = {}
+    shared: dict[str, tuple[HTTPAdapter, dict[str, str], Any]] = {}
     lock = threading.Lock()
 
     def make(platform: str) -> OAuth2Session:
@@ -124,15 +124,15 @@ def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFact
         placement = TOKEN_ENDPOINTS[platform].token_placement
         client = WebApplicationClient(client_id, token_placement=placement)
         session = OAuth2Session(client_id, client=client)
-        env = session.merge_environment_settings(settings.platform_api_url(platform), {}, None,
-                                                 None, None)
-        session.proxies, session.verify = env["proxies"], env["verify"]
-        session.trust_env = False
         with lock:
-            adapter = adapters.get(platform)
-            if adapter is None:
-                adapter = adapters[platform] = HTTPAdapter(pool_connections=4,
-                                                           pool_maxsize=pool_size)
+            if platform not in shared:
+                env = requests.Session().merge_environment_settings(
+                    settings.platform_api_url(platform), {}, None, None, None)
+                shared[platform] = (HTTPAdapter(pool_connections=4, pool_maxsize=pool_size),
+                                    env["proxies"], env["verify"])
+            adapter, proxies, verify = shared[platform]
+        session.proxies, session.verify = dict(proxies), verify
+        session.trust_env = False
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
