@@ -416,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             "benchmark": "sources",
             "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": "python -m bench.sources " + " ".join(sys.argv[1:] if argv is None
-                                                              else argv),
+            "command": " ".join(["python -m bench.sources",
+                                 *(sys.argv[1:] if argv is None else argv)]),
             "machine": f"{host.machine()}, {os.cpu_count()} cores, Python "
                        f"{host.python_version()}",
             "accounts": linked,
