@@ -7,9 +7,10 @@
   ``post_media_view`` (views) and ``post_total_media_view_unique`` (reach), lifetime.
 
 Reactions of every type (like, love, wow, ...) count as ``likes``: they are the Page post's like
-counter. Graph leaves ``shares`` out of a post nobody shared; that is missing, not zero, like any
-absent field. Page insights (``page_media_view`` ...) are daily figures, not cumulative counters,
-so they are not read; ``page_fans`` and the impressions metrics are deprecated.
+counter. Graph leaves ``shares`` out of a post nobody shared: since we ask for the field, its
+absence means 0 shares (the one absent field that is not missing). Page insights
+(``page_media_view`` ...) are daily figures, not cumulative counters, so they are not read;
+``page_fans`` and the impressions metrics are deprecated.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Facebook(GraphConnector):
         post_id = text(item, "id")
         observe.content(poll, post_id, ContentKind.POST, iso_time(item, "created_time"))
         observe.counts(poll, item, POST_METRICS, content_id=post_id, kind=ContentKind.POST)
+        if "shares" not in item:  # asked for and left out: nobody shared the post
+            observe.add(poll, "shares", 0, content_id=post_id, kind=ContentKind.POST)
 
     def insight_metrics(self, item: Any) -> Mapping[str, str]:
         return INSIGHT_METRICS

@@ -105,15 +105,37 @@ def allow_loopback_http(settings: Settings, environ: dict[str, str] | Any) -> bo
     return True
 
 
-def make_session_factory(settings: Settings) -> SessionFactory:
-    """OAuth2Session per platform with the platform's client id and token placement."""
+def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFactory:
+    """OAuth2Session per account with the platform's client id and token placement.
+
+    The sessions of one platform share one connection pool (the adapter is thread-safe), so a
+    worker keeps a few keep-alive connections per platform rather than one per account. The
+    environment's proxies and CA bundle for the platform's URL are resolved once per platform:
+    with ``trust_env`` on, requests walks the whole environment on every request.
+    """
     from oauthlib.oauth2 import WebApplicationClient
+    from requests.adapters import HTTPAdapter
+
+    shared: dict[str, tuple[HTTPAdapter, dict[str, str], Any]] = {}
+    lock = threading.Lock()
 
     def make(platform: str) -> OAuth2Session:
         client_id, _ = settings.platform_client(platform)
         placement = TOKEN_ENDPOINTS[platform].token_placement
         client = WebApplicationClient(client_id, token_placement=placement)
-        return OAuth2Session(client_id, client=client)
+        session = OAuth2Session(client_id, client=client)
+        with lock:
+            if platform not in shared:
+                env = requests.Session().merge_environment_settings(
+                    settings.platform_api_url(platform), {}, None, None, None)
+                shared[platform] = (HTTPAdapter(pool_connections=4, pool_maxsize=pool_size),
+                                    env["proxies"], env["verify"])
+            adapter, proxies, verify = shared[platform]
+        session.proxies, session.verify = dict(proxies), verify
+        session.trust_env = False
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     return make
 

@@ -2,9 +2,11 @@
 
 Each request takes ``cost`` tokens from two buckets at once, or from neither: the credential's
 (one account's token) and the platform app's. A bucket holds at most ``capacity`` tokens and
-refills at ``requests / period``; the arithmetic is :func:`take`, and the Redis script below does
-the same in one atomic step for all workers. Several accounts of one platform each have their own
-credential bucket, so their load spreads while the app bucket keeps the sum under the app's limit.
+refills at ``(requests - capacity) / period``, so a full bucket and a whole period of refill
+together stay within the platform's window; the arithmetic is :func:`take`, and the Redis script
+below does the same in one atomic step for all workers. Several accounts of one platform each
+have their own credential bucket, so their load spreads while the app bucket keeps the sum under
+the app's limit.
 
 The platform's own signals win: a ``Retry`` with a wait, or a pause asked on a success (Meta
 usage near 100 %, ``x-rate-limit-remaining: 0``), blocks the credential in Redis until the time
@@ -49,8 +51,15 @@ class Bucket:
 
     @classmethod
     def of(cls, limit: RateLimit) -> Bucket:
+        """A bucket that lets at most ``limit.requests`` through in any ``limit.period``.
+
+        A full bucket plus a period of refill must not pass the limit, so the refill is the
+        limit minus the capacity per period (a platform's window counts the burst too).
+        """
         period_ms = limit.period.total_seconds() * 1000
-        return cls(max(1.0, math.ceil(limit.requests * BURST)), limit.requests / period_ms)
+        capacity = max(1.0, math.ceil(limit.requests * BURST))
+        refill = limit.requests - capacity if limit.requests > capacity else limit.requests
+        return cls(capacity, refill / period_ms)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ One worker is one process (``creatorpulse sources run``; ``--workers N`` starts 
 main loop, on one thread:
 
 - renews its leases and heartbeat every third of the lease period (:mod:`.leases`);
-- syncs with the registry every second and at once on ``NOTIFY creatorpulse_registry``: a new or
+- syncs with the registry at once on ``NOTIFY creatorpulse_registry`` and, as a safety net, with
+  each heartbeat (listing every account is O(accounts) of Python work each time): a new or
   resumed account is claimed and polled at once, a paused or unlinked one is released;
 - takes poll hints (``engagement.hints``) for the accounts it holds: poll now, only the content
   named when it is tracked;
@@ -164,7 +165,7 @@ class Worker:
         """Poll until :meth:`stop`; then release the leases and flush."""
         ttl = self.settings.lease_ttl.total_seconds()
         beat_every = ttl / 3
-        sync_every = min(1.0, ttl / 5)
+        sync_every = beat_every  # NOTIFY brings changes at once; this is the safety net
         log.info("worker %s starting (lease %gs)", self.worker_id, ttl)
         hint_thread = None
         if self._hints is not None:

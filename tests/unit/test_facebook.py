@@ -44,9 +44,17 @@ def test_pagination_goes_through_an_empty_page_to_the_end() -> None:
     assert api.urls() == [f"/v25.0/{PAGE}", POSTS, NEXT, LAST]
 
 
-def test_absent_shares_are_missing_not_zero() -> None:
+def test_absent_shares_on_a_post_are_zero() -> None:
+    """Graph leaves ``shares`` out of a post nobody shared, although the field was asked for."""
     poll = Facebook().fetch_account(api_with_pages(), ACCOUNT, NOW)
-    assert metrics(poll, P2) == {"likes": 0, "comments": 2}
+    assert metrics(poll, P2) == {"likes": 0, "comments": 2, "shares": 0}
+
+
+def test_absent_shares_are_zero_in_a_targeted_poll_too() -> None:
+    api = FakeApi(Facebook(), "facebook").on(f"/v25.0/{P2}", "post_unshared")
+    api.on(f"/v25.0/{P2}/insights", "post_insights")
+    poll = Facebook().fetch_content(api, ACCOUNT, [post(P2)], NOW)
+    assert metrics(poll, P2)["shares"] == 0
 
 
 def test_a_bad_post_is_a_dead_letter_and_the_others_map() -> None:

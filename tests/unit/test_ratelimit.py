@@ -20,8 +20,21 @@ SECOND = 1000
 def test_a_bucket_holds_a_tenth_of_a_period_and_refills_evenly() -> None:
     bucket = Bucket.of(RateLimit("x", 900, timedelta(minutes=15)))
     assert bucket.capacity == 90
-    assert bucket.rate == pytest.approx(1 / SECOND)
+    assert bucket.rate == pytest.approx(0.9 / SECOND)
     assert Bucket.of(RateLimit("x", 3, timedelta(seconds=1))).capacity == 1
+
+
+def test_a_full_bucket_and_a_period_of_refill_stay_within_the_limit() -> None:
+    """The platform's window counts the initial burst: capacity + refill <= requests."""
+    for requests, period in ((900, 900), (600, 60), (20, 1), (3, 1), (1, 60)):
+        bucket = Bucket.of(RateLimit("x", requests, timedelta(seconds=period)))
+        assert bucket.capacity + bucket.rate * period * SECOND <= max(requests, 1) + 1e-9 or (
+            requests == 1 and bucket.capacity == 1)
+        state, taken = None, 0
+        for ms in range(0, period * SECOND, max(1, period * SECOND // 5000)):
+            state, wait = take(bucket, state, ms, 1)
+            taken += wait == 0
+        assert taken <= requests
 
 
 def test_take_starts_full_then_waits_for_the_refill() -> None:
@@ -92,8 +105,9 @@ def test_memory_limiter_never_exceeds_the_app_rate_and_honours_blocks() -> None:
     start = clock.now
     for n in range(21):
         limiter.acquire("tiktok", f"acct-{n % 3}")
-    # Capacity 1, 10 per second: 21 requests need 2 s of refill after the first.
-    assert clock.now - start == pytest.approx(timedelta(seconds=2), abs=timedelta(milliseconds=5))
+    # Capacity 1, refilled at 10 - 1 per second: 21 requests need 20/9 s after the first.
+    assert clock.now - start == pytest.approx(timedelta(seconds=20 / 9),
+                                              abs=timedelta(milliseconds=30))
     limiter.block("tiktok", "acct-0", clock.now + timedelta(seconds=30))
     before = clock.now
     limiter.acquire("tiktok", "acct-0")
