@@ -8,6 +8,7 @@ and exit with status 1; nothing expected ends in a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -241,6 +242,12 @@ def cmd_jobs_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 APP_NAMES = ("simulators", "webhooks", "sources", "api")
+COMMAND_MODULES = (
+    "creatorpulse.sources.simulator.cli",  # simulate, enrol
+    "creatorpulse.sources.webhooks.cli",  # webhooks serve
+    "creatorpulse.sources.commands",  # influencers, accounts, tokens, sources run
+    "creatorpulse.graphql.commands",  # api serve|token|demo|schema
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,9 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("settings", help="show every setting, its value and meaning")
     p.set_defaults(handler=cmd_settings)
 
-    from creatorpulse.sources.simulator.cli import register as register_simulate
-
-    register_simulate(commands)
 
     stack = commands.add_parser(
         "stack",
@@ -343,17 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
     p.set_defaults(handler=cmd_db_migrate)
 
-    from creatorpulse.sources.webhooks.cli import register as register_webhooks
-
-    register_webhooks(commands)
-
-    from creatorpulse.sources import commands as sources_commands
-
-    sources_commands.register(commands)
-
-    from creatorpulse.graphql.commands import register as register_api
-
-    register_api(commands)
+    # Each part of the system adds its own commands (their imports stay light).
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 
