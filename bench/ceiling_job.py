@@ -74,12 +74,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench/ceiling_job.py", description=__doc__)
     parser.add_argument("--observations", type=int, required=True)
     parser.add_argument("--accounts", type=int, default=Shape().accounts)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink option for this job only, to try a setting out")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings.from_env(os.environ)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     configure(t_env, settings, JOB_NAME)
     # A finished source must say so at once, not at the next checkpoint: its end is the timing.
     t_env.get_config().set("execution.checkpointing.checkpoints-after-tasks-finish", "false")
+    for option in args.set:
+        key, _, value = option.partition("=")
+        t_env.get_config().set(key, value)
     t_env.execute_sql(generator_ddl(Shape(accounts=args.accounts), args.observations, settings))
     for name, (columns, key) in SINKS.items():
         t_env.execute_sql(sink_ddl(name, columns, key))

@@ -54,8 +54,10 @@ class Probes:
             if counts.get((partition, minute), 0) >= ordinal:
                 self.seen[key] = at
 
-    def latencies(self) -> list[float]:
-        return [self.seen[k] - self.sent[k] for k in self.seen]
+    def latencies(self, until: float) -> list[float]:
+        """Every measured probe's latency; one never seen counts with its age at ``until``, a
+        lower bound, so that a job that falls behind cannot look fresh."""
+        return [self.seen.get(k, until) - at for k, at in self.sent.items()]
 
     @property
     def missing(self) -> int:

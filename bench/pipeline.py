@@ -66,6 +66,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--freshness-watermark-delay", default="2s",
                         help="the job's CREATORPULSE_WATERMARK_DELAY for the freshness run "
                              "(default 2s; the throughput runs use the configured one)")
+    parser.add_argument("--ceiling-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink option for the ceiling job only (repeatable), to try a "
+                             "setting out before changing flink-conf/config.yaml")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["pipeline", "baseline", "ceiling", "freshness"],
                         help="leave a part out (repeatable); its figure is null")
@@ -282,7 +285,8 @@ class Bench:
         self.say("ceiling: submitting the same SQL on Flink's generator with blackhole sinks")
         job_id = submit_script(self.settings, BENCH_DIR / "ceiling_job.py",
                                ["--observations", str(self.n),
-                                "--accounts", str(self.shape.accounts)])
+                                "--accounts", str(self.shape.accounts),
+                                *(f"--set={o}" for o in self.args.ceiling_set)])
         self.other_jobs.append(job_id)
         running = self.wait_running(job_id)
         source = self.rest.job(job_id)["vertices"][0]
@@ -323,10 +327,11 @@ class Bench:
             rate=self.args.freshness_rate, seconds=self.args.freshness_seconds,
             warmup=self.args.freshness_warmup, drain=60, partitions=self.fresh.partitions,
             say=self.say)
-        latencies = probes.latencies()
+        latencies = probes.latencies(time.time())
         if latencies:
             self.say(f"freshness: {len(latencies)} probes, p50 {percentile(latencies, 50):.2f} s,"
-                     f" p99 {percentile(latencies, 99):.2f} s, {probes.missing} never visible")
+                     f" p99 {percentile(latencies, 99):.2f} s; {probes.missing} not visible by "
+                     "the end (counted at their age then)")
         self.stop(job_id)
         return latencies, probes.missing
 

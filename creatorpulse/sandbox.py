@@ -44,11 +44,12 @@ class Sandbox:
         return f"{name}_{self.unique}"
 
     def create(self, *, topics: Sequence[str] = TOPICS, tables: Sequence[str] = TABLES) -> None:
-        futures = self.admin.create_topics([
-            NewTopic(self.topics[t], num_partitions=self.partitions, replication_factor=1)
-            for t in topics])
-        for future in futures.values():
-            future.result(30)
+        if topics:
+            futures = self.admin.create_topics([
+                NewTopic(self.topics[t], num_partitions=self.partitions, replication_factor=1)
+                for t in topics])
+            for future in futures.values():
+                future.result(30)
         for name in tables:
             self.query(f"CREATE TABLE {self.table(name)} (LIKE {name} INCLUDING ALL)")
 
@@ -78,9 +79,10 @@ class Sandbox:
                 pass  # already gone; the names below must go all the same
         for name in tables:
             self.query(f"DROP TABLE IF EXISTS {self.table(name)}")
-        futures = self.admin.delete_topics([self.topics[t] for t in topics])
-        for future in futures.values():
-            future.result(30)
+        if topics:
+            futures = self.admin.delete_topics([self.topics[t] for t in topics])
+            for future in futures.values():
+                future.result(30)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         # A connection per query: a test may restart PostgreSQL under the run.

@@ -10,6 +10,7 @@ import pytest
 
 from creatorpulse.bench.baseline import Engagement
 from creatorpulse.bench.dataset import Shape, iso_ms
+from creatorpulse.bench.freshness import Probes
 from creatorpulse.bench.results import percentile, results_document, write_results
 from creatorpulse.observation import Observation
 from creatorpulse.sandbox import clock_readings
@@ -79,10 +80,10 @@ def test_the_baseline_sets_late_readings_aside() -> None:
     for o in stream:
         state.add(json.loads(o.to_json()), 0)
     state.advance()
-    late = Observation.from_json(stream[0].to_json().replace(b'"value":', b'"value":9'))
-    late = Observation.create(platform=late.platform, account_id=late.account_id,
-                              influencer_id=late.influencer_id, content_id=late.content_id,
-                              content_kind=late.content_kind, metric=late.metric, value=99_999,
+    first = stream[0]
+    late = Observation.create(platform=first.platform, account_id=first.account_id,
+                              influencer_id=first.influencer_id, content_id=first.content_id,
+                              content_kind=first.content_kind, metric=first.metric, value=99_999,
                               observed_at=base + timedelta(seconds=1, milliseconds=1))
     before = dict(state.buckets)
     state.add(json.loads(late.to_json()), 0)
@@ -122,3 +123,28 @@ def test_results_document_has_the_figures_ratios_and_goals(tmp_path) -> None:
                             freshness_p50=9.0, freshness_p99=9.5,
                             measured_at=datetime(2026, 11, 25, tzinfo=UTC), details={})
     assert not any(g["met"] for g in slow["goals"].values())
+
+
+def test_probes_become_visible_by_their_minute_ordinal() -> None:
+    probes = Probes(partitions=2)
+    minute = 1_795_600_000_000 - 1_795_600_000_000 % 60_000
+    first = probes.next_reading(0, minute + 10, measured=True, at=100.0)
+    assert first.value == 0 and probes.sent == {}  # a counter's first reading has no gain
+    probes.next_reading(0, minute + 20, measured=True, at=100.1)
+    probes.next_reading(0, minute + 30, measured=True, at=100.2)
+    probes.next_reading(1, minute + 30, measured=False, at=100.2)
+    later = probes.next_reading(0, minute + 60_000, measured=True, at=101.0)
+    assert later.value == 3 and later.account_id == "probe-0"
+    assert set(probes.sent) == {(0, minute, 1), (0, minute, 2), (0, minute + 60_000, 1)}
+    probes.observe({(0, minute): 1}, at=102.0)
+    assert probes.missing == 2
+    probes.observe({(0, minute): 2, (0, minute + 60_000): 1}, at=103.0)
+    assert probes.missing == 0
+    assert sorted(probes.latencies(until=200.0)) == pytest.approx([1.9, 2.0, 2.8])
+
+
+def test_probes_never_seen_count_with_their_age() -> None:
+    probes = Probes(partitions=1)
+    probes.next_reading(0, 0, measured=True, at=10.0)
+    probes.next_reading(0, 5, measured=True, at=11.0)
+    assert probes.latencies(until=41.0) == [30.0]
