@@ -37,7 +37,12 @@ from confluent_kafka.admin import AdminClient
 
 from creatorpulse.bench import baseline, freshness
 from creatorpulse.bench.dataset import Shape
-from creatorpulse.bench.results import percentile, results_document, write_results
+from creatorpulse.bench.results import (
+    markdown_table,
+    percentile,
+    results_document,
+    write_results,
+)
 from creatorpulse.flink_jobs import FlinkRest, JobError, submit_script
 from creatorpulse.sandbox import Sandbox, clock_readings
 from creatorpulse.settings import Settings, SettingsError
@@ -101,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.clean_up()
     write_results(args.results, doc)
     print_figures(doc, say)
-    say(f"written to {args.results}")
+    say(f"written to {args.results}; for the README:")
+    print(markdown_table(doc))
     return 0
 
 

@@ -67,3 +67,28 @@ def results_document(
 def write_results(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """The figures as the README's table: figure, value, goal, met."""
+    goals = doc["goals"]
+
+    def met(key: str) -> str:
+        return "yes" if goals[key]["met"] else "**no**"
+
+    rows = [
+        ("pipeline throughput (Kafka → job → PostgreSQL)",
+         f"{doc['pipeline_obs_per_s']:,} obs/s", "≥ 50,000 (stretch 100,000)",
+         met("pipeline_obs_per_s")),
+        ("ceiling (same SQL, generator → blackhole)", f"{doc['ceiling_obs_per_s']:,} obs/s",
+         "", ""),
+        ("baseline (plain Python consumer)", f"{doc['baseline_obs_per_s']:,} obs/s", "", ""),
+        ("pipeline ÷ baseline", f"{doc['pipeline_vs_baseline']}×", "≥ 5×",
+         met("pipeline_vs_baseline")),
+        ("pipeline ÷ ceiling", f"{doc['pipeline_vs_ceiling']}", "", ""),
+        ("freshness p50", f"{doc['freshness_p50_s']} s", "", ""),
+        ("freshness p99", f"{doc['freshness_p99_s']} s", "≤ 5 s", met("freshness_p99_s")),
+    ]
+    lines = ["| figure | value | goal | met |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)

@@ -11,7 +11,12 @@ import pytest
 from creatorpulse.bench.baseline import Engagement
 from creatorpulse.bench.dataset import Shape, iso_ms
 from creatorpulse.bench.freshness import Probes
-from creatorpulse.bench.results import percentile, results_document, write_results
+from creatorpulse.bench.results import (
+    markdown_table,
+    percentile,
+    results_document,
+    write_results,
+)
 from creatorpulse.observation import Observation
 from creatorpulse.sandbox import clock_readings
 from tests import oracle, scenario
@@ -148,3 +153,14 @@ def test_probes_never_seen_count_with_their_age() -> None:
     probes.next_reading(0, 0, measured=True, at=10.0)
     probes.next_reading(0, 5, measured=True, at=11.0)
     assert probes.latencies(until=41.0) == [30.0]
+
+
+def test_markdown_table_shows_each_figure_and_its_goal() -> None:
+    doc = results_document(observations=1_000_000, pipeline=2_500.0, ceiling=10_000.0,
+                           baseline=25_000.0, freshness_p50=30.0, freshness_p99=61.0,
+                           measured_at=datetime(2026, 11, 25, tzinfo=UTC), details={})
+    table = markdown_table(doc)
+    assert "| pipeline throughput (Kafka → job → PostgreSQL) | 2,500 obs/s |" in table
+    assert "| pipeline ÷ baseline | 0.1× | ≥ 5× | **no** |" in table
+    assert "| freshness p99 | 61.0 s | ≤ 5 s | **no** |" in table
+    assert len(table.splitlines()) == 9
