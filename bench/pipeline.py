@@ -160,11 +160,9 @@ class Bench:
                 figures["p50"] = percentile(latencies, 50)
                 figures["p99"] = percentile(latencies, 99)
         return results_document(
-            observations=self.n, pipeline=figures["pipeline"] or 0.0,
-            ceiling=figures["ceiling"] or 0.0, baseline=figures["baseline"] or 0.0,
-            freshness_p50=figures["p50"] if figures["p50"] is not None else float("nan"),
-            freshness_p99=figures["p99"] if figures["p99"] is not None else float("nan"),
-            measured_at=datetime.now(UTC), details=details)
+            observations=self.n, pipeline=figures["pipeline"], ceiling=figures["ceiling"],
+            baseline=figures["baseline"], freshness_p50=figures["p50"],
+            freshness_p99=figures["p99"], measured_at=datetime.now(UTC), details=details)
 
     def preload(self) -> None:
         self.create(self.job)
@@ -414,11 +412,11 @@ def print_figures(doc: dict[str, Any], say: Say) -> None:
         return "met" if goals[key]["met"] else "NOT met"
 
     say(f"observations:       {doc['observations']:,}")
-    say(f"pipeline:           {doc['pipeline_obs_per_s']:,} obs/s  (goal >= 50,000: "
+    say(f"pipeline:           {doc['pipeline_obs_per_s']} obs/s  (goal >= 50,000: "
         f"{mark('pipeline_obs_per_s')}; stretch 100,000: {mark('pipeline_obs_per_s_stretch')})")
-    say(f"ceiling:            {doc['ceiling_obs_per_s']:,} obs/s  "
+    say(f"ceiling:            {doc['ceiling_obs_per_s']} obs/s  "
         f"(pipeline / ceiling = {doc['pipeline_vs_ceiling']})")
-    say(f"baseline (Python):  {doc['baseline_obs_per_s']:,} obs/s  (pipeline / baseline = "
+    say(f"baseline (Python):  {doc['baseline_obs_per_s']} obs/s  (pipeline / baseline = "
         f"{doc['pipeline_vs_baseline']}, goal >= 5: {mark('pipeline_vs_baseline')})")
     say(f"freshness:          p50 {doc['freshness_p50_s']} s, p99 {doc['freshness_p99_s']} s "
         f"(goal p99 <= 5 s: {mark('freshness_p99_s')})")

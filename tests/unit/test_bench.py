@@ -164,3 +164,14 @@ def test_markdown_table_shows_each_figure_and_its_goal() -> None:
     assert "| pipeline ÷ baseline | 0.1× | ≥ 5× | **no** |" in table
     assert "| freshness p99 | 61.0 s | ≤ 5 s | **no** |" in table
     assert len(table.splitlines()) == 9
+
+
+def test_parts_left_out_are_null_with_their_ratios_and_goals() -> None:
+    doc = results_document(observations=1_000, pipeline=None, ceiling=None, baseline=900.0,
+                           freshness_p50=2.8, freshness_p99=4.4,
+                           measured_at=datetime(2026, 11, 25, tzinfo=UTC), details={})
+    assert doc["pipeline_obs_per_s"] is None and doc["pipeline_vs_baseline"] is None
+    assert doc["goals"]["pipeline_obs_per_s"]["met"] is False
+    assert doc["goals"]["freshness_p99_s"]["met"] is True
+    assert json.loads(json.dumps(doc)) == doc  # no NaN or infinity in the file
+    assert "| pipeline throughput (Kafka → job → PostgreSQL) | not run |" in markdown_table(doc)
