@@ -15,7 +15,7 @@ DEMO_ACCOUNTS ?= 200
 DEBIAN_PACKAGES := postgresql redis-server openjdk-17-jre-headless maven python3-venv
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test unit jobs integration install system-packages jars up down status logs lint clean
+.PHONY: help demo test unit jobs integration bench install system-packages jars up down status logs lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ jobs: $(VENV)/.installed ## the Flink jobs' logic in a local batch Flink against
 
 integration: $(VENV)/.installed ## integration tests against the running stack
 	$(BIN)/pytest tests/integration
+
+bench: $(VENV)/.installed ## benchmark against the running stack (10-15 min; BENCH_ARGS="--observations N ...")
+	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
 
 install: system-packages $(VENV)/.installed jars ## Debian packages (as root), the virtualenv, Maven jars
 

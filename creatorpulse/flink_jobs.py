@@ -110,11 +110,25 @@ def submit(
     if job not in SUBMITTABLE:
         msg = f"unknown job {job!r}; jobs: {', '.join(SUBMITTABLE)}"
         raise JobError(msg)
+    return submit_script(settings, JOBS_DIR / f"{job}.py", args, savepoint=savepoint, env=env)
+
+
+def submit_script(
+    settings: Settings,
+    script: Path,
+    args: list[str] | None = None,
+    *,
+    savepoint: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """``flink run -d -py <script>`` for any PyFlink program of the checkout (the benchmark's
+    own jobs, say); the new job's id."""
+    job = script.stem
     flink = Flink(settings, lambda _: None)
     command = [str(Path(sys.prefix) / "bin" / "flink"), "run", "-d"]
     if savepoint:
         command += ["-s", savepoint]
-    command += ["-py", str(JOBS_DIR / f"{job}.py"), "-pyclientexec", sys.executable, *(args or [])]
+    command += ["-py", str(script), "-pyclientexec", sys.executable, *(args or [])]
     try:
         environment = {**flink.environment(), **(env or {})}
     except StackError as exc:

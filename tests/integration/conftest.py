@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from creatorpulse.flink_jobs import FlinkRest
 from creatorpulse.settings import Settings
 from creatorpulse.stack import Stack
-from tests.integration.engagement import PARTITIONS, TABLES, Run
+from tests.integration.engagement import Run
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +55,6 @@ def unique() -> str:
 def run(settings: Settings, stack: Stack, admin: AdminClient, unique: str) -> Iterator[Run]:
     """The engagement job on topics and tables of this test's own; cancelled and dropped after."""
     r = Run(unique, settings, admin)
-    futures = admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1)
-                                   for t in r.topics.values()])
-    for future in futures.values():
-        future.result(30)
-    for name in TABLES:
-        r.query(f"CREATE TABLE {r.table(name)} (LIKE {name} INCLUDING ALL)")
+    r.create()
     yield r
-    if r.job_id:
-        FlinkRest(stack.part("flink").address).cancel(r.job_id)
-    for name in TABLES:
-        r.query(f"DROP TABLE {r.table(name)}")
-    for future in admin.delete_topics(list(r.topics.values())).values():
-        future.result(30)
+    r.remove(FlinkRest(stack.part("flink").address))

@@ -3,43 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from confluent_kafka import Consumer, Message, Producer
-from confluent_kafka.admin import AdminClient
 
-from creatorpulse.flink_jobs import submit
-from creatorpulse.observation import ContentKind, Observation, Platform
-from creatorpulse.settings import Settings, parse_windows
+from creatorpulse.observation import Observation
+from creatorpulse.sandbox import PARTITIONS, Sandbox, clock_readings
+from creatorpulse.settings import parse_windows
 from creatorpulse.stack.process import StackError, wait_until
 from tests import oracle, scenario
 
 WINDOWS_TEXT = "5m/1m,15m/5m"
 WINDOWS = parse_windows(WINDOWS_TEXT)
 DELAY = timedelta(seconds=5)
-PARTITIONS = 4
 JOB_ENV = {"CREATORPULSE_WINDOWS": WINDOWS_TEXT, "CREATORPULSE_WATERMARK_DELAY": "5s",
            "CREATORPULSE_SOURCE_IDLE_TIMEOUT": "5s"}
-TABLES = ("observations", "metric_buckets_1m", "rolling_windows", "derived_figures")
 
 
-@dataclass
-class Run:
-    unique: str
-    settings: Settings
-    admin: AdminClient
-    job_id: str | None = None
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return {k: f"{k}.{self.unique}" for k in ("observations", "late", "aggregates")}
-
-    def table(self, name: str) -> str:
-        return f"{name}_{self.unique}"
+class Run(Sandbox):
+    """A sandboxed engagement job with the helpers the tests compare it with the oracle by."""
 
     def produce(self, readings: list[Observation], *, clock_at: datetime | None = None,
                 partitions: range = range(PARTITIONS)) -> None:
@@ -59,27 +43,13 @@ class Run:
             producer.poll(0)
         if clock_at is not None:
             # One reading on every partition moves the watermark to clock_at - DELAY.
-            for partition in partitions:
-                tick = Observation.create(
-                    platform=Platform.X, account_id=f"clock-{partition}", influencer_id="clock",
-                    content_id=None, content_kind=ContentKind.ACCOUNT, metric="followers",
-                    value=0, observed_at=clock_at)
+            for partition, tick in clock_readings(clock_at, partitions):
                 producer.produce(self.topics["observations"], tick.to_json(), key=tick.key,
                                  partition=partition, on_delivery=delivered)
         assert producer.flush(60) == 0 and errors == []
 
-    def job_args(self) -> list[str]:
-        return ["--observations-topic", self.topics["observations"],
-                "--late-topic", self.topics["late"],
-                "--aggregates-topic", self.topics["aggregates"],
-                "--raw-log-table", self.table("observations"),
-                "--buckets-table", self.table("metric_buckets_1m"),
-                "--rolling-table", self.table("rolling_windows"),
-                "--derived-table", self.table("derived_figures"),
-                "--group-id", f"engagement.{self.unique}"]
-
-    def start(self) -> None:
-        self.job_id = submit(self.settings, "engagement", self.job_args(), env=JOB_ENV)
+    def start(self, env: dict[str, str] | None = None) -> str:
+        return super().start(JOB_ENV if env is None else env)
 
     def start_on_first_half(self) -> None:
         """Produce half of CLEAN, start the job and wait until it has written buckets."""
@@ -114,12 +84,6 @@ class Run:
         finally:
             consumer.close()
         return received
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        # A connection per query: the outage test restarts PostgreSQL under the run.
-        with psycopg.connect(self.settings.database_dsn.reveal(), autocommit=True) as db:
-            cursor = db.execute(sql)
-            return cursor.fetchall() if cursor.description else []
 
     def buckets(self) -> dict[Any, Any]:
         return {(i, p, m, b): (g, n, prov) for i, p, m, b, g, n, prov, _ in self.query(
