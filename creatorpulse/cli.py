@@ -67,7 +67,7 @@ def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stack_down(args: argparse.Namespace, settings: Settings) -> int:
     from creatorpulse.stack import Stack
 
-    stopped = Stack(settings, say).down()
+    stopped = Stack(settings, say).down(only=args.only)
     say(f"stopped: {', '.join(stopped)}" if stopped else "nothing of ours was running")
     return 0
 
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_stack_install)
     p = stack_commands.add_parser("down", help="stop what `stack up` started, nothing else")
+    p.add_argument("--only", nargs="+",
+                   choices=["postgres", "redis", "kafka", "flink", *APP_NAMES],
+                   help="stop only these parts (e.g. the apps, leaving the stack running)")
     p.set_defaults(handler=cmd_stack_down)
     p = stack_commands.add_parser(
         "status", help="each part, its address and health (exit 3 when one is down)"

@@ -67,9 +67,10 @@ class Stack:
         """Fetch every part's jars ahead of ``up`` (for installs on a fresh machine)."""
         return [path for part in self.infrastructure for path in part.install()]
 
-    def down(self) -> list[str]:
-        """Stop what ``up`` started, in reverse order; the names of the parts stopped."""
-        return [part.name for part in reversed(self.parts) if part.down()]
+    def down(self, only: list[str] | None = None) -> list[str]:
+        """Stop what ``up`` started (or ``only`` those parts), in reverse order; names stopped."""
+        return [part.name for part in reversed(self.parts)
+                if (not only or part.name in only) and part.down()]
 
     def status(self) -> list[tuple[Part, Health]]:
         return [(part, part.health()) for part in self.parts]
