@@ -338,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
     p.set_defaults(handler=cmd_db_migrate)
+
+    from creatorpulse.graphql.commands import register as register_api
+
+    register_api(commands)
     return parser
 
 

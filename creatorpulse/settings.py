@@ -213,6 +213,68 @@ def _memory(text: str) -> str:
     return text.strip().lower()
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a positive integer, got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _fernet_keys(text: str) -> Secret:
+    import base64
+    import binascii
+
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    for number, key in enumerate(keys, start=1):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:  # never echo a key, even a malformed one
+            msg = f"key {number} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            raise ValueError(msg)
+    if not keys:
+        msg = "expected one or more Fernet keys, comma-separated"
+        raise ValueError(msg)
+    return Secret(",".join(keys))
+
+
+_PLATFORMS = ("instagram", "facebook", "youtube", "tiktok", "x")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``requests`` per ``period`` for one platform."""
+
+    platform: str
+    requests: int
+    period: timedelta
+
+
+def _rate_limits(text: str) -> tuple[RateLimit, ...]:
+    """``platform=N/PERIOD,...``, e.g. ``x=450/15m``; every platform must have one."""
+    limits = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, rate = item.partition("=")
+        count, slash, period = rate.partition("/")
+        if not sep or not slash or not count.strip().isdigit() or int(count) < 1:
+            msg = f"expected platform=N/PERIOD such as x=450/15m, got {item!r}"
+            raise ValueError(msg)
+        if name.strip() not in _PLATFORMS:
+            msg = f"unknown platform {name.strip()!r}; expected one of {', '.join(_PLATFORMS)}"
+            raise ValueError(msg)
+        limits[name.strip()] = RateLimit(name.strip(), int(count), parse_duration(period))
+    missing = [p for p in _PLATFORMS if p not in limits]
+    if missing:
+        msg = f"no limit for {', '.join(missing)}"
+        raise ValueError(msg)
+    return tuple(limits[p] for p in _PLATFORMS)
+
+
 def _setting(env: str, parse: Callable[[str], Any], default: str | None, doc: str) -> Any:
     """Declare a setting: its environment name, parser, default text (parsed too) and meaning."""
     return field(metadata={"env": PREFIX + env, "parse": parse, "default": default, "doc": doc})
@@ -387,11 +449,103 @@ class Settings:
     jwt_ttl: timedelta = _setting(
         "JWT_TTL", parse_duration, "1h", "Lifetime of tokens minted by `api token`."
     )
+    # --- the GraphQL API: limits and cache ----------------------------------------------------
+    api_max_depth: int = _setting(
+        "API_MAX_DEPTH", _positive_int, "10", "Deepest selection nesting an operation may have."
+    )
+    api_max_aliases: int = _setting(
+        "API_MAX_ALIASES", _positive_int, "15", "Most aliases in one operation."
+    )
+    api_max_tokens: int = _setting(
+        "API_MAX_TOKENS", _positive_int, "2000", "Most lexical tokens in one GraphQL document."
+    )
+    api_max_first: int = _setting(
+        "API_MAX_FIRST", _positive_int, "100", "Largest page (`first`) a list may ask for."
+    )
+    api_max_cost: int = _setting(
+        "API_MAX_COST", _positive_int, "1000", "Largest estimated cost of one operation (points)."
+    )
+    api_rate_budget: int = _setting(
+        "API_RATE_BUDGET",
+        _positive_int,
+        "5000",
+        "Points in each client's token bucket (the burst an API client may spend).",
+    )
+    api_rate_refill: int = _setting(
+        "API_RATE_REFILL", _positive_int, "50", "Points per second each client's bucket regains."
+    )
+    api_cache_ttl: timedelta = _setting(
+        "API_CACHE_TTL",
+        parse_duration,
+        "5m",
+        "How long an aggregate answer stays in the Redis cache (fresh aggregates evict it sooner).",
+    )
     webhooks_url: str = _setting(
         "WEBHOOKS_URL",
         _http_url,
         "http://127.0.0.1:8700",
         "Public base URL of the webhook receiver; it listens on this URL's port.",
+    )
+
+    # --- the sources' runtime: token vault, polling cadence, rate limits, workers -------------
+    token_keys: Secret | None = _setting(
+        "TOKEN_KEYS",
+        _fernet_keys,
+        None,
+        "Fernet keys sealing OAuth tokens at rest, comma-separated: the first encrypts, all "
+        "decrypt. Unset: a fixed development key (an error in production).",
+    )
+    poll_fresh_interval: timedelta = _setting(
+        "POLL_FRESH_INTERVAL", parse_duration, "1m", "How often content younger than "
+        "POLL_FRESH_AGE is polled; older content is polled less in proportion to its age."
+    )
+    poll_fresh_age: timedelta = _setting(
+        "POLL_FRESH_AGE", parse_duration, "1h",
+        "Content this young is polled at the fresh interval.",
+    )
+    poll_max_interval: timedelta = _setting(
+        "POLL_MAX_INTERVAL", parse_duration, "6h", "The longest wait between two polls of content."
+    )
+    poll_max_age: timedelta = _setting(
+        "POLL_MAX_AGE", parse_duration, "7d", "Content older than this is no longer polled."
+    )
+    poll_backoff_factor: int = _setting(
+        "POLL_BACKOFF_FACTOR", _positive_int, "8",
+        "Unchanged results double the interval, at most this many times the normal one.",
+    )
+    app_rate_limits: tuple[RateLimit, ...] = _setting(
+        "APP_RATE_LIMITS", _rate_limits,
+        "instagram=200/1h,facebook=200/1h,youtube=300/1m,tiktok=600/1m,x=450/15m",
+        "Requests per platform app shared by all workers, platform=N/PERIOD, comma-separated.",
+    )
+    account_rate_limits: tuple[RateLimit, ...] = _setting(
+        "ACCOUNT_RATE_LIMITS", _rate_limits,
+        "instagram=200/1h,facebook=200/1h,youtube=60/1m,tiktok=600/1m,x=900/15m",
+        "Requests per credential (account token), platform=N/PERIOD, comma-separated.",
+    )
+    youtube_daily_quota: int = _setting(
+        "YOUTUBE_DAILY_QUOTA", _positive_int, "10000",
+        "YouTube Data API quota units per day for the app (resets at midnight Pacific time).",
+    )
+    retry_base: timedelta = _setting(
+        "RETRY_BASE", parse_duration, "1s", "First wait of the exponential backoff (with jitter)."
+    )
+    retry_max: timedelta = _setting(
+        "RETRY_MAX", parse_duration, "5m", "Longest wait of the exponential backoff."
+    )
+    retry_attempts: int = _setting(
+        "RETRY_ATTEMPTS", _positive_int, "5", "Attempts of one request before the poll fails."
+    )
+    http_timeout: timedelta = _setting(
+        "HTTP_TIMEOUT", parse_duration, "10s", "Connect and read timeout of platform requests."
+    )
+    token_refresh_margin: timedelta = _setting(
+        "TOKEN_REFRESH_MARGIN", parse_duration, "5m",
+        "An access token is refreshed this long before it expires.",
+    )
+    lease_ttl: timedelta = _setting(
+        "LEASE_TTL", parse_duration, "15s",
+        "A worker's hold on an account; a dead worker's accounts move on after this.",
     )
 
     @classmethod
@@ -471,6 +625,11 @@ class Settings:
         """``platform``'s OAuth client id and secret."""
         return getattr(self, f"{platform}_client_id"), getattr(self, f"{platform}_client_secret")
 
+    def rate_limit(self, platform: str, scope: str) -> RateLimit:
+        """``platform``'s limit per ``app`` or per ``account`` (credential)."""
+        limits = self.app_rate_limits if scope == "app" else self.account_rate_limits
+        return next(r for r in limits if r.platform == platform)
+
     def describe(self) -> list[tuple[str, str, str]]:
         """``(env name, shown value, meaning)`` for every setting, secrets masked."""
         rows = []
@@ -482,6 +641,9 @@ class Settings:
                 shown = mask_url(value.reveal()) if "://" in value.reveal() else "**********"
             elif isinstance(value, timedelta):
                 shown = format_duration(value)
+            elif f.name.endswith("rate_limits"):
+                shown = ",".join(f"{r.platform}={r.requests}/{format_duration(r.period)}"
+                                 for r in value)
             elif f.name == "windows":
                 shown = ",".join(f"{w.name}/{format_duration(w.slide)}" for w in value)
             else:

@@ -1,0 +1,99 @@
+"""``creatorpulse api``: serve the GraphQL API, mint development tokens, print the schema."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from creatorpulse.settings import Settings, parse_duration
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from creatorpulse.graphql.app import create_app
+    from creatorpulse.graphql.auth import AuthConfigError
+    from creatorpulse.tokens import VaultError
+
+    url = urlsplit(settings.api_url)
+    host = args.host or url.hostname or "127.0.0.1"
+    port = args.port or url.port or (443 if url.scheme == "https" else 80)
+    try:
+        app = create_app(settings, live=_live_hub(settings))
+    except (AuthConfigError, VaultError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ide = "" if settings.environment == "production" else " (GraphiQL in a browser)"
+    print(f"GraphQL API on http://{host}:{port}/graphql{ide}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _live_hub(settings: Settings) -> object | None:
+    """The live hub of graphql/live.py (aggregates consumer), when that module exists."""
+    try:
+        from creatorpulse.graphql import live
+    except ModuleNotFoundError as exc:
+        if exc.name != "creatorpulse.graphql.live":
+            raise
+        return None
+    factory = getattr(live, "create_hub", None)
+    return factory(settings) if factory is not None else None
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.graphql.auth import AuthConfigError, Role, mint
+
+    try:
+        role = Role.parse(args.role)
+        ttl = parse_duration(args.ttl) if args.ttl else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if ttl is not None and ttl <= timedelta(0):
+        print("error: --ttl must be positive", file=sys.stderr)
+        return 1
+    try:
+        token = mint(settings, subject=args.subject, tenant_id=args.tenant, role=role, ttl=ttl)
+    except AuthConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from creatorpulse.graphql.schema import build_schema, sdl
+
+    sys.stdout.write(sdl(build_schema(settings, production=False)))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser(
+        "api",
+        help="the GraphQL API: serve it, mint development tokens, print the schema",
+        description="The GraphQL API (Strawberry on Starlette): queries, mutations and "
+        "subscriptions at /graphql, the REST routes, /healthz, /readyz and /metrics.",
+    )
+    actions = api.add_subparsers(dest="api_command", required=True, metavar="ACTION")
+    p = actions.add_parser("serve", help="serve the API on CREATORPULSE_API_URL's port")
+    p.add_argument("--host", help="interface to listen on (default: the API URL's host)")
+    p.add_argument("--port", type=int, help="port (default: the API URL's port)")
+    p.set_defaults(handler=cmd_serve)
+    p = actions.add_parser(
+        "token",
+        help="print a signed bearer token (development and tests)",
+        description="Mint a JWT for the API, signed with CREATORPULSE_JWT_SECRET (or the "
+        "development key). Use it as 'Authorization: Bearer <token>', or as "
+        "{\"authorization\": \"Bearer <token>\"} in a WebSocket connection_init payload.",
+    )
+    p.add_argument("--tenant", default="demo", help="tenant id (default: demo)")
+    p.add_argument("--role", default="viewer", help="viewer, editor or admin (default: viewer)")
+    p.add_argument("--subject", default="developer", help="the token's sub (default: developer)")
+    p.add_argument("--ttl", help="lifetime such as 30m or 8h (default: CREATORPULSE_JWT_TTL)")
+    p.set_defaults(handler=cmd_token)
+    p = actions.add_parser("schema", help="print the schema (SDL), as in graphql/schema.graphql")
+    p.set_defaults(handler=cmd_schema)

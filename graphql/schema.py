@@ -1,0 +1,117 @@
+"""The schema root: Query, Mutation and (when present) Subscription, with the API's limits.
+
+:func:`build_schema` assembles it with the extensions that guard it, as factories so each
+operation gets fresh instances:
+
+- ``QueryDepthLimiter``, ``MaxAliasesLimiter``, ``MaxTokensLimiter``: refused at parsing or
+  validation, before execution;
+- :class:`~creatorpulse.graphql.limits.CostLimiter`: cost estimate, ``first`` caps, per-client
+  token bucket, before any resolver runs;
+- ``MaskErrors`` for unexpected errors, and :class:`ErrorCodes` that gives expected ones a
+  ``code`` (and ``field`` for bad input);
+- in production, ``DisableIntrospection`` and no field suggestions.
+
+The committed ``graphql/schema.graphql`` is :func:`sdl` of the development schema; a unit test
+fails when they differ (regenerate with ``creatorpulse api schema > graphql/schema.graphql``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.printer import print_schema
+from strawberry.schema.config import StrawberryConfig
+
+from creatorpulse.graphql.errors import InputError, RateLimited, error_code
+from creatorpulse.graphql.limits import CostLimiter
+from creatorpulse.graphql.mutations import Mutation
+from creatorpulse.graphql.queries import Query
+from creatorpulse.settings import Settings
+
+
+def _subscription() -> type | None:
+    """The Subscription root of graphql/subscriptions.py, when that module exists."""
+    try:
+        from creatorpulse.graphql.subscriptions import Subscription
+    except ModuleNotFoundError as exc:
+        if exc.name != "creatorpulse.graphql.subscriptions":
+            raise
+        return None
+    return Subscription  # type: ignore[no-any-return]
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    """Mask errors raised by our code that are not expected failures; keep validation errors."""
+    original = error.original_error
+    return original is not None and error_code(original) is None
+
+
+class ErrorCodes(SchemaExtension):
+    """Give each expected failure ``extensions.code`` (and ``field`` / ``retryAfter``)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or ():
+            original = error.original_error
+            if original is None:
+                continue
+            code = error_code(original)
+            if code is None:
+                continue
+            extra: dict[str, Any] = {"code": code}
+            if isinstance(original, InputError):
+                extra["field"] = original.field
+            if isinstance(original, RateLimited):
+                extra["retryAfter"] = original.retry_after
+            reason = getattr(original, "reason", None)
+            if code == "UNAUTHENTICATED" and reason:
+                extra["reason"] = reason
+            error.extensions = {**(error.extensions or {}), **extra}
+
+
+def _skip_introspection(ctx: IgnoreContext) -> bool:
+    return ctx.field_name.startswith("__")
+
+
+def extensions(settings: Settings, *, production: bool) -> list[Callable[[], SchemaExtension]]:
+    found: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.api_max_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.api_max_depth,
+                                  should_ignore=_skip_introspection),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.api_max_aliases),
+        lambda: CostLimiter(max_cost=settings.api_max_cost, max_first=settings.api_max_first),
+        lambda: MaskErrors(should_mask_error=_unexpected),
+        ErrorCodes,
+    ]
+    if production:
+        found.append(DisableIntrospection)
+    return found
+
+
+def build_schema(settings: Settings, *, production: bool | None = None) -> strawberry.Schema:
+    """The API's schema; ``production`` defaults to ``settings.environment == 'production'``."""
+    prod = settings.environment == "production" if production is None else production
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=_subscription(),
+        extensions=extensions(settings, production=prod),
+        config=StrawberryConfig(disable_field_suggestions=prod),
+    )
+
+
+def sdl(schema: strawberry.Schema) -> str:
+    return print_schema(schema) + "\n"

@@ -1,0 +1,449 @@
+"""The registry: tenants, influencers, their platform accounts and the accounts' OAuth tokens.
+
+Functions take a psycopg connection (autocommit or not: each change runs in its own transaction,
+or in a savepoint of the caller's) and return frozen dataclasses. Every change announces itself
+with ``NOTIFY creatorpulse_registry, '<json>'`` in the same transaction, so running pollers learn
+of it only once it is committed. The JSON carries ``op``, ``tenant_id`` and the ids concerned,
+never a token.
+
+Tokens are sealed by the :class:`~creatorpulse.tokens.TokenVault` before they reach SQL and come
+back as :class:`~creatorpulse.settings.Secret`.
+
+Errors, all :class:`RegistryError`: :class:`NotFound` (no such row in this tenant) and
+:class:`Conflict` (the account is already linked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from creatorpulse.observation import Platform
+from creatorpulse.settings import Secret
+from creatorpulse.tokens import TokenVault
+
+CHANNEL = "creatorpulse_registry"
+ACTIVE, PAUSED = "active", "paused"
+
+
+class RegistryError(Exception):
+    """A registry change was refused; the message says why."""
+
+
+class NotFound(RegistryError):
+    """No such influencer or account (in this tenant)."""
+
+
+class Conflict(RegistryError):
+    """The change would duplicate something that exists."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Influencer:
+    id: str
+    tenant_id: str
+    name: str
+    tags: tuple[str, ...]
+    metadata: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PlatformAccount:
+    id: str
+    tenant_id: str
+    influencer_id: str
+    platform: Platform
+    external_id: str
+    handle: str | None
+    status: str  # "active" or "paused"
+    poll_interval: timedelta
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An account's OAuth tokens in the clear, as Secrets (never shown by repr or str)."""
+
+    access_token: Secret
+    refresh_token: Secret | None = None
+    expires_at: datetime | None = None
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+    updated_at: datetime | None = None
+
+
+# --- tenants --------------------------------------------------------------------------------
+
+
+def ensure_tenant(conn: psycopg.Connection, tenant_id: str, name: str | None = None) -> Tenant:
+    """The tenant ``tenant_id``, created (named ``name`` or its id) when it does not exist."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "INSERT INTO tenants (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING",
+            (tenant_id, name or tenant_id),
+        )
+        row = cur.execute("SELECT id, name, created_at FROM tenants WHERE id = %s",
+                          (tenant_id,)).fetchone()
+    assert row is not None
+    return Tenant(**row)
+
+
+# --- influencers ----------------------------------------------------------------------------
+
+_INFLUENCER = "id, tenant_id, name, tags, metadata, created_at, updated_at"
+
+
+def _influencer(row: dict[str, Any]) -> Influencer:
+    return Influencer(**{**row, "tags": tuple(row["tags"])})
+
+
+def add_influencer(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    name: str,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> Influencer:
+    _check_name(name)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        try:
+            row = cur.execute(
+                f"INSERT INTO influencers (tenant_id, name, tags, metadata) "  # noqa: S608
+                f"VALUES (%s, %s, %s, %s) RETURNING {_INFLUENCER}",
+                (tenant_id, name.strip(), list(tags), Jsonb(dict(metadata or {}))),
+            ).fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            msg = f"no tenant {tenant_id!r}"
+            raise NotFound(msg) from None
+        assert row is not None
+        _notify(cur, "influencer.added", tenant_id, influencer_id=row["id"])
+    return _influencer(row)
+
+
+def update_influencer(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    influencer_id: str,
+    *,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Influencer:
+    """Change the given fields (None leaves a field as it is)."""
+    if name is not None:
+        _check_name(name)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"UPDATE influencers SET name = coalesce(%s, name), "  # noqa: S608
+            f"tags = coalesce(%s, tags), metadata = coalesce(%s, metadata), updated_at = now() "
+            f"WHERE tenant_id = %s AND id = %s RETURNING {_INFLUENCER}",
+            (name.strip() if name is not None else None,
+             list(tags) if tags is not None else None,
+             Jsonb(dict(metadata)) if metadata is not None else None,
+             tenant_id, influencer_id),
+        ).fetchone()
+        if row is None:
+            raise _no_influencer(influencer_id)
+        _notify(cur, "influencer.updated", tenant_id, influencer_id=influencer_id)
+    return _influencer(row)
+
+
+def get_influencer(
+    conn: psycopg.Connection, tenant_id: str, influencer_id: str
+) -> Influencer | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {_INFLUENCER} FROM influencers WHERE tenant_id = %s AND id = %s",  # noqa: S608
+            (tenant_id, influencer_id),
+        ).fetchone()
+    return _influencer(row) if row else None
+
+
+def list_influencers(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    *,
+    tag: str | None = None,
+    ids: Sequence[str] | None = None,
+    limit: int = 100,
+    after: str | None = None,
+) -> list[Influencer]:
+    """The tenant's influencers by name then id; ``after`` (an id) pages on after that one."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_INFLUENCER} FROM influencers i WHERE tenant_id = %s "  # noqa: S608
+            "AND (%s::text IS NULL OR %s = ANY (tags)) "
+            "AND (%s::text[] IS NULL OR id = ANY (%s::text[])) "
+            "AND (%s::text IS NULL OR (name, id) > "
+            "     (SELECT name, id FROM influencers WHERE id = %s)) "
+            "ORDER BY name, id LIMIT %s",
+            (tenant_id, tag, tag, list(ids) if ids is not None else None,
+             list(ids) if ids is not None else None, after, after, limit),
+        ).fetchall()
+    return [_influencer(r) for r in rows]
+
+
+def remove_influencer(conn: psycopg.Connection, tenant_id: str, influencer_id: str) -> None:
+    """Delete the influencer with its accounts and tokens (polling of them stops)."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        accounts = [r["id"] for r in cur.execute(
+            "SELECT id FROM platform_accounts WHERE tenant_id = %s AND influencer_id = %s",
+            (tenant_id, influencer_id),
+        ).fetchall()]
+        cur.execute("DELETE FROM influencers WHERE tenant_id = %s AND id = %s",
+                    (tenant_id, influencer_id))
+        if cur.rowcount == 0:
+            raise _no_influencer(influencer_id)
+        _notify(cur, "influencer.removed", tenant_id, influencer_id=influencer_id,
+                account_ids=accounts)
+
+
+# --- platform accounts ----------------------------------------------------------------------
+
+_ACCOUNT = ("id, tenant_id, influencer_id, platform, external_id, handle, status, poll_interval, "
+            "created_at, updated_at")
+
+
+def _account(row: dict[str, Any]) -> PlatformAccount:
+    return PlatformAccount(**{**row, "platform": Platform(row["platform"])})
+
+
+def link_account(
+    conn: psycopg.Connection,
+    vault: TokenVault,
+    tenant_id: str,
+    influencer_id: str,
+    platform: Platform | str,
+    external_id: str,
+    *,
+    handle: str | None = None,
+    poll_interval: timedelta | None = None,
+    credentials: Credentials | None = None,
+) -> PlatformAccount:
+    """Link a platform account to an influencer, with its tokens when given; polling starts."""
+    platform = _platform(platform)
+    if not external_id.strip():
+        msg = "the account's external id must not be empty"
+        raise RegistryError(msg)
+    if poll_interval is not None and poll_interval < timedelta(seconds=1):
+        msg = "the poll interval must be at least 1s"
+        raise RegistryError(msg)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        if get_influencer(conn, tenant_id, influencer_id) is None:
+            raise _no_influencer(influencer_id)
+        try:
+            row = cur.execute(
+                "INSERT INTO platform_accounts "  # noqa: S608
+                "(tenant_id, influencer_id, platform, external_id, handle, poll_interval) "
+                "VALUES (%s, %s, %s, %s, %s, coalesce(%s, interval '5 minutes')) "
+                f"RETURNING {_ACCOUNT}",
+                (tenant_id, influencer_id, platform.value, external_id.strip(), handle,
+                 poll_interval),
+            ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            msg = f"{platform.value} account {external_id.strip()!r} is already linked"
+            raise Conflict(msg) from None
+        assert row is not None
+        if credentials is not None:
+            _store_credentials(cur, vault, row["id"], credentials)
+        _notify(cur, "account.linked", tenant_id, influencer_id=influencer_id,
+                account_id=row["id"], platform=platform.value)
+    return _account(row)
+
+
+def set_account_status(
+    conn: psycopg.Connection, tenant_id: str, account_id: str, status: str
+) -> PlatformAccount:
+    """Pause (``paused``) or resume (``active``) polling of an account."""
+    if status not in (ACTIVE, PAUSED):
+        msg = f"status must be {ACTIVE} or {PAUSED}, got {status!r}"
+        raise RegistryError(msg)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"UPDATE platform_accounts SET status = %s, updated_at = now() "  # noqa: S608
+            f"WHERE tenant_id = %s AND id = %s RETURNING {_ACCOUNT}",
+            (status, tenant_id, account_id),
+        ).fetchone()
+        if row is None:
+            raise _no_account(account_id)
+        _notify(cur, "account.paused" if status == PAUSED else "account.resumed", tenant_id,
+                influencer_id=row["influencer_id"], account_id=account_id,
+                platform=row["platform"])
+    return _account(row)
+
+
+def pause_account(conn: psycopg.Connection, tenant_id: str, account_id: str) -> PlatformAccount:
+    return set_account_status(conn, tenant_id, account_id, PAUSED)
+
+
+def resume_account(conn: psycopg.Connection, tenant_id: str, account_id: str) -> PlatformAccount:
+    return set_account_status(conn, tenant_id, account_id, ACTIVE)
+
+
+def update_account(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    account_id: str,
+    *,
+    handle: str | None = None,
+    poll_interval: timedelta | None = None,
+) -> PlatformAccount:
+    if poll_interval is not None and poll_interval < timedelta(seconds=1):
+        msg = "the poll interval must be at least 1s"
+        raise RegistryError(msg)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"UPDATE platform_accounts SET handle = coalesce(%s, handle), "  # noqa: S608
+            f"poll_interval = coalesce(%s, poll_interval), updated_at = now() "
+            f"WHERE tenant_id = %s AND id = %s RETURNING {_ACCOUNT}",
+            (handle, poll_interval, tenant_id, account_id),
+        ).fetchone()
+        if row is None:
+            raise _no_account(account_id)
+        _notify(cur, "account.updated", tenant_id, influencer_id=row["influencer_id"],
+                account_id=account_id, platform=row["platform"])
+    return _account(row)
+
+
+def unlink_account(conn: psycopg.Connection, tenant_id: str, account_id: str) -> None:
+    """Remove an account and its tokens; polling stops."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "DELETE FROM platform_accounts WHERE tenant_id = %s AND id = %s "
+            "RETURNING influencer_id, platform",
+            (tenant_id, account_id),
+        ).fetchone()
+        if row is None:
+            raise _no_account(account_id)
+        _notify(cur, "account.unlinked", tenant_id, influencer_id=row["influencer_id"],
+                account_id=account_id, platform=row["platform"])
+
+
+def get_account(
+    conn: psycopg.Connection, account_id: str, tenant_id: str | None = None
+) -> PlatformAccount | None:
+    """The account ``account_id`` (in ``tenant_id`` when given; None: any tenant)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {_ACCOUNT} FROM platform_accounts WHERE id = %s "  # noqa: S608
+            "AND (%s::text IS NULL OR tenant_id = %s)",
+            (account_id, tenant_id, tenant_id),
+        ).fetchone()
+    return _account(row) if row else None
+
+
+def list_accounts(
+    conn: psycopg.Connection,
+    tenant_id: str | None = None,
+    *,
+    influencer_id: str | None = None,
+    status: str | None = None,
+    platform: Platform | str | None = None,
+) -> list[PlatformAccount]:
+    """Accounts, filtered by tenant (None: every tenant, for the pollers), influencer, status."""
+    plat = _platform(platform).value if platform is not None else None
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_ACCOUNT} FROM platform_accounts WHERE "  # noqa: S608
+            "(%s::text IS NULL OR tenant_id = %s) AND (%s::text IS NULL OR influencer_id = %s) "
+            "AND (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR platform = %s) "
+            "ORDER BY tenant_id, influencer_id, platform, external_id",
+            (tenant_id, tenant_id, influencer_id, influencer_id, status, status, plat, plat),
+        ).fetchall()
+    return [_account(r) for r in rows]
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+def store_credentials(
+    conn: psycopg.Connection, vault: TokenVault, account_id: str, credentials: Credentials
+) -> None:
+    """Seal and store an account's tokens (a refresh stores the new ones at once)."""
+    with conn.transaction(), conn.cursor() as cur:
+        _store_credentials(cur, vault, account_id, credentials)
+
+
+def load_credentials(
+    conn: psycopg.Connection, vault: TokenVault, account_id: str
+) -> Credentials | None:
+    row = conn.execute(
+        "SELECT access_token_enc, refresh_token_enc, expires_at, scopes, updated_at "
+        "FROM oauth_credentials WHERE account_id = %s",
+        (account_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    access, refresh, expires_at, scopes, updated_at = row
+    return Credentials(
+        access_token=vault.open(access),
+        refresh_token=vault.open(refresh) if refresh is not None else None,
+        expires_at=expires_at,
+        scopes=tuple(scopes),
+        updated_at=updated_at,
+    )
+
+
+def _store_credentials(
+    cur: psycopg.Cursor[Any], vault: TokenVault, account_id: str, credentials: Credentials
+) -> None:
+    access = vault.seal(credentials.access_token)
+    refresh = vault.seal(credentials.refresh_token) if credentials.refresh_token else None
+    try:
+        cur.execute(
+            "INSERT INTO oauth_credentials (account_id, access_token_enc, refresh_token_enc, "
+            "key_id, expires_at, scopes) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (account_id) DO UPDATE SET access_token_enc = excluded.access_token_enc, "
+            "refresh_token_enc = excluded.refresh_token_enc, key_id = excluded.key_id, "
+            "expires_at = excluded.expires_at, scopes = excluded.scopes, updated_at = now()",
+            (account_id, access.ciphertext, refresh.ciphertext if refresh else None,
+             access.key_id, credentials.expires_at, list(credentials.scopes)),
+        )
+    except psycopg.errors.ForeignKeyViolation:
+        raise _no_account(account_id) from None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _notify(cur: psycopg.Cursor[Any], op: str, tenant_id: str, **ids: Any) -> None:
+    payload = json.dumps({"op": op, "tenant_id": tenant_id, **ids}, separators=(",", ":"))
+    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+
+def _check_name(name: str) -> None:
+    if not name.strip():
+        msg = "an influencer's name must not be empty"
+        raise RegistryError(msg)
+
+
+def _platform(value: Platform | str) -> Platform:
+    try:
+        return Platform(value)
+    except ValueError:
+        msg = f"unknown platform {value!r}; expected one of {', '.join(p.value for p in Platform)}"
+        raise RegistryError(msg) from None
+
+
+def _no_influencer(influencer_id: str) -> NotFound:
+    return NotFound(f"no influencer {influencer_id!r} in this tenant")
+
+
+def _no_account(account_id: str) -> NotFound:
+    return NotFound(f"no platform account {account_id!r} in this tenant")
