@@ -46,10 +46,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from creatorpulse.aggregate import Aggregate, AggregateError
+from creatorpulse.graphql.errors import ApiError, NotFoundError
+from creatorpulse.topics import AGGREGATES
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
     from psycopg_pool import AsyncConnectionPool
+
+    from creatorpulse.graphql.context import Services
+    from creatorpulse.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +65,16 @@ ALL_PLATFORMS = "all"
 
 
 class LiveError(Exception):
-    """Base of the live-updates errors."""
+    """The live updates cannot run (the aggregates topic is missing)."""
 
 
-class SlowSubscriber(LiveError):
+class SlowSubscriber(ApiError):
     """The subscriber fell too far behind and was dropped so that others are not held up."""
 
+    code = "SLOW_SUBSCRIBER"
 
-class NotFound(LiveError):
+
+class NotFound(NotFoundError):
     """An influencer named in a subscription does not exist in the caller's tenant."""
 
 
@@ -163,7 +170,7 @@ class Subscriber(Generic[P]):
     def __init__(self, maxsize: int, *, latest_only: bool = False) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(1 if latest_only else maxsize)
         self._latest_only = latest_only
-        self._error: LiveError | None = None
+        self._error: SlowSubscriber | None = None
         self._closed = False
 
     @property
@@ -313,8 +320,45 @@ class HubStats:
 Leaderboard = Callable[[LeaderboardKey], Awaitable[Any]]
 """Computes the current leaderboard for a key; the result must compare with ``==``."""
 
-Invalidate = Callable[[str], Awaitable[None]]
+Invalidate = Callable[[str], Awaitable[Any]]
 """Forgets the cached aggregate queries of one influencer."""
+
+QUEUE_SIZE = 256
+"""Batches a metric subscriber may have unread before it is dropped."""
+
+
+async def _no_tenants(influencer_ids: Collection[str]) -> Mapping[str, str]:
+    return {}
+
+
+async def _no_leaderboard(key: LeaderboardKey) -> tuple[Any, ...]:
+    return ()
+
+
+def pg_leaderboard(pool: AsyncConnectionPool[Any]) -> Leaderboard:
+    """Leaderboards from the service layer (:func:`creatorpulse.graphql.metrics.leaderboard`),
+    as tuples of rows so that "changed" is a plain comparison."""
+    from creatorpulse.graphql import metrics
+
+    async def compute(key: LeaderboardKey) -> tuple[Any, ...]:
+        async with pool.connection() as conn:
+            rows = await metrics.leaderboard(conn, key.tenant_id, metric=key.metric,
+                                             window=key.window, platform=key.platform,
+                                             first=key.first)
+        return tuple(rows)
+
+    return compute
+
+
+def create_hub(settings: Settings, *, topic: str = AGGREGATES.name) -> LiveHub:
+    """The hub of one server process, reading ``topic`` (the aggregates topic by default)."""
+
+    def consumer() -> Consumer:
+        from confluent_kafka import Consumer
+
+        return Consumer(consumer_config(settings.kafka_bootstrap))
+
+    return LiveHub(source=KafkaAggregates(consumer, topic))
 
 
 class LiveHub:
@@ -327,14 +371,14 @@ class LiveHub:
     def __init__(
         self,
         *,
-        tenants: TenantDirectory,
-        leaderboard: Leaderboard,
+        tenants: TenantDirectory | None = None,
+        leaderboard: Leaderboard | None = None,
         invalidate: Invalidate | None = None,
         source: KafkaAggregates | None = None,
-        queue_size: int = 256,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
-        self.tenants = tenants
-        self._leaderboard = leaderboard
+        self.tenants = tenants or TenantDirectory(_no_tenants)
+        self._leaderboard = leaderboard or _no_leaderboard
         self._invalidate = invalidate
         self._source = source
         self._queue_size = queue_size
@@ -346,8 +390,17 @@ class LiveHub:
 
     # -- lifecycle --
 
-    async def start(self) -> None:
-        """Start reading the aggregates (returns once the reader is positioned at the end)."""
+    def bind(self, services: Services) -> None:
+        """Use the app's clients: tenants and leaderboards from PostgreSQL, the Redis cache."""
+        self.tenants = TenantDirectory(pg_tenants(services.pool))
+        self._leaderboard = pg_leaderboard(services.pool)
+        self._invalidate = services.cache.invalidate
+
+    async def start(self, services: Services | None = None) -> None:
+        """Bind to ``services`` (the app's lifespan passes them), then start reading the
+        aggregates; returns once the reader is positioned at the topic's end."""
+        if services is not None:
+            self.bind(services)
         if self._source is None:
             return
         loop = asyncio.get_running_loop()

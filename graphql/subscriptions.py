@@ -1,17 +1,16 @@
 """GraphQL subscriptions over ``graphql-transport-ws``: fresh aggregates and leaderboards.
 
 Both subscriptions are served by the process's :class:`~creatorpulse.graphql.live.LiveHub`
-(``context.live``), so the Kafka read, the matching and every leaderboard computation happen
-once per distinct set of parameters, however many clients subscribe. Every subscription is
-scoped to the caller's tenant (``context.principal``), authenticated once per connection by
-:func:`authenticate_connection` from the ``connection_init`` payload:
+(``context.services.live``), so the Kafka read, the matching and every leaderboard computation
+happen once per distinct set of parameters, however many clients subscribe; the GraphQL object
+for an aggregate or a leaderboard is also built once and shared.
 
-- ``{"token": "<jwt>"}`` or ``{"Authorization": "Bearer <jwt>"}``;
-- a missing or invalid token closes the socket with 4403 (the protocol's "Forbidden"); a
-  ``subscribe`` before the server's ``connection_ack`` closes it with 4401, a second
-  ``connection_init`` with 4429, no ``connection_init`` in time with 4408, a malformed message
-  with 4400;
-- the socket is closed with 4403 when the token expires.
+Every subscription is scoped to the caller's tenant. The connection is authenticated once, by the
+app's ``on_ws_connect`` from the ``connection_init`` payload (a missing or invalid token closes
+the socket with 4403; the protocol's own codes cover the rest: 4401 subscribe before
+``connection_ack``, 4429 a second ``connection_init``, 4408 none in time, 4400 a malformed
+message). Each subscription checks the caller when it starts and ends when the caller's token
+expires: the socket is then closed with 4403, so no socket outlives its token.
 """
 
 from __future__ import annotations
@@ -20,16 +19,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, Collection, Mapping, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import Info
 
 from creatorpulse.aggregate import Aggregate
-from creatorpulse.graphql.auth import AuthError, Principal, bearer_token, verify
+from creatorpulse.graphql.auth import Principal
+from creatorpulse.graphql.errors import InputError
 from creatorpulse.graphql.live import (
     ALL_PLATFORMS,
     LeaderboardKey,
@@ -37,20 +36,17 @@ from creatorpulse.graphql.live import (
     MetricKey,
     SlowSubscriber,
 )
-
-if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
-
-    from creatorpulse.settings import Settings
+from creatorpulse.graphql.types import BigInt, LeaderboardEntry, Platform, Provenance
+from creatorpulse.observation import Platform as PlatformValue
 
 log = logging.getLogger(__name__)
 
-MAX_LEADERBOARD = 100
-"""The largest leaderboard (``first``) a subscription may ask for."""
+T = TypeVar("T")
 
+MAX_FILTER_VALUES = 100
+"""The most values one filter list of ``metricUpdates`` may hold."""
 
-class SubscriptionInputError(ValueError):
-    """A subscription's arguments are out of bounds; the message says which."""
+METRIC_NAME_MAX = 64
 
 
 # --- payload types ----------------------------------------------------------------------------
@@ -64,194 +60,140 @@ class MetricUpdate:
     window: str = strawberry.field(description="The window's name, e.g. `1h`, `24h`, `7d`.")
     window_start: datetime
     window_end: datetime
-    gain: float = strawberry.field(description="The counter's change over the window.")
-    value_at_start: float | None = strawberry.field(
+    gain: BigInt = strawberry.field(  # type: ignore[valid-type]
+        description="The counter's change over the window (negative when it fell).")
+    value_at_start: BigInt | None = strawberry.field(  # type: ignore[valid-type]
         description="The counter at the window's start, when known (missing is not zero).")
-    value_at_end: float | None
-    provenance: str = strawberry.field(description="`measured`, `estimated` or `rounded`.")
+    value_at_end: BigInt | None  # type: ignore[valid-type]
+    provenance: Provenance
 
     @classmethod
     def of(cls, aggregate: Aggregate) -> MetricUpdate:
+        """The update for ``aggregate``, built once per aggregate and process."""
         return _metric_update(aggregate)
 
 
 @functools.lru_cache(maxsize=8192)
 def _metric_update(a: Aggregate) -> MetricUpdate:
-    # Built once per aggregate and process, then shared by every subscriber that receives it.
     return MetricUpdate(
         influencer_id=strawberry.ID(a.influencer_id), platform=a.platform, metric=a.metric,
         window=a.window_name, window_start=a.window_start, window_end=a.window_end,
         gain=a.gain, value_at_start=a.value_at_start, value_at_end=a.value_at_end,
-        provenance=a.provenance.value,
+        provenance=Provenance(a.provenance.value),
     )
 
 
-@strawberry.type(description="One place on a leaderboard.")
-class LeaderboardEntry:
-    rank: int
-    influencer_id: strawberry.ID
-    name: str
-    gain: float = strawberry.field(description="The influencer's gain in its latest window.")
-    value_at_end: float | None
-    window_end: datetime
-
-
-@strawberry.type(description="The top influencers of the caller's tenant by one metric's gain.")
+@strawberry.type(description="A leaderboard of the caller's tenant, as it is now.")
 class LeaderboardUpdate:
     metric: str
     window: str
-    platform: str
+    platform: str = strawberry.field(description="A platform, or `all` for the total.")
     entries: list[LeaderboardEntry]
 
 
-# --- the leaderboard computation ------------------------------------------------------------
-
-LEADERBOARD_SQL = """
-SELECT latest.influencer_id, i.name, latest.gain, latest.value_at_end, latest.window_end
-FROM (
-    SELECT DISTINCT ON (r.influencer_id)
-           r.influencer_id, r.gain, r.value_at_end, r.window_end
-    FROM rolling_windows r
-    JOIN influencers i ON i.id = r.influencer_id
-    WHERE i.tenant_id = %(tenant)s AND r.metric = %(metric)s
-      AND r.window_name = %(window)s AND r.platform = %(platform)s
-    ORDER BY r.influencer_id, r.window_end DESC
-) latest
-JOIN influencers i ON i.id = latest.influencer_id
-ORDER BY latest.gain DESC, latest.influencer_id
-LIMIT %(first)s
-"""
+@functools.lru_cache(maxsize=1024)
+def _leaderboard_update(key: LeaderboardKey, rows: tuple[Any, ...]) -> LeaderboardUpdate:
+    # Built once per distinct leaderboard, then shared by every subscriber of it.
+    return LeaderboardUpdate(metric=key.metric, window=key.window, platform=key.platform,
+                             entries=[LeaderboardEntry.from_row(r) for r in rows])
 
 
-def pg_leaderboard(pool: AsyncConnectionPool[Any]) -> Any:
-    """The hub's leaderboard computation: each influencer's latest window, ranked by gain."""
-
-    async def compute(key: LeaderboardKey) -> LeaderboardUpdate:
-        params = {"tenant": key.tenant_id, "metric": key.metric, "window": key.window,
-                  "platform": key.platform, "first": key.first}
-        async with pool.connection() as conn:
-            cursor = await conn.execute(LEADERBOARD_SQL, params)
-            rows = await cursor.fetchall()
-        entries = [
-            LeaderboardEntry(rank=n, influencer_id=strawberry.ID(row[0]), name=row[1],
-                             gain=row[2], value_at_end=row[3], window_end=row[4])
-            for n, row in enumerate(rows, start=1)
-        ]
-        return LeaderboardUpdate(metric=key.metric, window=key.window, platform=key.platform,
-                                 entries=entries)
-
-    return compute
+# --- arguments and the caller ---------------------------------------------------------------
 
 
-# --- context and authentication -------------------------------------------------------------
-
-
-def _context_value(context: Any, name: str) -> Any:
-    if isinstance(context, Mapping):
-        return context.get(name)
-    return getattr(context, name, None)
-
-
-def live_context(info: Info[Any, Any]) -> tuple[LiveHub, Principal]:
-    """The hub and the caller of a subscription; an error when the caller is anonymous."""
-    principal = _context_value(info.context, "principal")
-    if not isinstance(principal, Principal):
-        raise AuthError("missing", "authentication required")
-    hub = _context_value(info.context, "live")
+def _live(info: Info[Any, Any]) -> tuple[LiveHub, Principal]:
+    """The hub and the caller; AuthError when the caller is anonymous."""
+    context = info.context
+    context.tenant()  # raises AuthError for an anonymous caller
+    hub = context.services.live
     if not isinstance(hub, LiveHub):
-        msg = "live updates are not available on this server"
+        msg = "live updates are not enabled on this server"
         raise RuntimeError(msg)
-    return hub, principal
+    return hub, context.principal  # type: ignore[no-any-return]
 
 
-def connection_token(params: Mapping[str, Any]) -> str | None:
-    """The token of a ``connection_init`` payload: ``token``, or an ``Authorization`` header."""
-    token = params.get("token")
-    if isinstance(token, str) and token:
-        return token
-    for name in ("Authorization", "authorization"):
-        header = params.get(name)
-        if isinstance(header, str):
-            return bearer_token(header)
-    return None
+def _values(values: Sequence[Any] | None, field: str) -> list[str] | None:
+    if values is None:
+        return None
+    if len(values) > MAX_FILTER_VALUES:
+        raise InputError(field, f"at most {MAX_FILTER_VALUES} values")
+    return [str(v) for v in values]
 
 
-async def authenticate_connection(context: Any, settings: Settings) -> Principal:
-    """``on_ws_connect``: check the ``connection_init`` token and keep its principal.
-
-    Raises :class:`ConnectionRejectionError` (close 4403) when the token is missing or invalid;
-    the reason is logged, never the token. Closes the socket with 4403 when the token expires.
-    """
-    params = _context_value(context, "connection_params")
-    try:
-        token = connection_token(params if isinstance(params, Mapping) else {})
-        if token is None:
-            raise AuthError("missing", "no token in connection_init")
-        principal = verify(token, settings)
-    except AuthError as exc:
-        log.info("websocket rejected: %s", exc.reason)
-        raise ConnectionRejectionError({"reason": exc.reason}) from None
-    if isinstance(context, MutableMapping):
-        context["principal"] = principal
-    else:
-        context.principal = principal
-    websocket = _context_value(context, "request") or _context_value(context, "websocket")
-    if principal.expires_at is not None and websocket is not None:
-        _close_at_expiry(websocket, principal.expires_at)
-    return principal
+def _platforms(values: Sequence[str] | None) -> list[str] | None:
+    names = _values(values, "platforms")
+    known = {p.value for p in PlatformValue} | {ALL_PLATFORMS}
+    for name in names or ():
+        if name not in known:
+            raise InputError("platforms", f"unknown platform {name!r}; expected one of "
+                             f"{', '.join(sorted(known))}")
+    return names
 
 
-def _close_at_expiry(websocket: Any, expires_at: datetime) -> None:
-    async def close() -> None:
-        await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))
-        with contextlib.suppress(Exception):  # the socket may already be gone
-            await websocket.close(code=4403, reason="Token expired")
-
-    task = asyncio.get_running_loop().create_task(close())
-    _EXPIRY_TASKS.add(task)
-    task.add_done_callback(_EXPIRY_TASKS.discard)
+def _metric(name: str, field: str) -> str:
+    if not name or len(name) > METRIC_NAME_MAX or not name.replace("_", "").isalnum():
+        raise InputError(field, "a metric name is letters, digits and '_' (e.g. likes)")
+    return name
 
 
-_EXPIRY_TASKS: set[asyncio.Task[None]] = set()
+def _window(name: str, info: Info[Any, Any]) -> str:
+    known = [w.name for w in info.context.settings.windows]
+    if name not in known:
+        raise InputError("window", f"unknown window; expected one of {', '.join(known)}")
+    return name
+
+
+async def _until_expiry(info: Info[Any, Any], principal: Principal,
+                        stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """``stream`` until the caller's token expires; then close the socket with 4403."""
+    expires = principal.expires_at
+    while True:
+        remaining = None if expires is None else (expires - datetime.now(UTC)).total_seconds()
+        try:
+            async with asyncio.timeout(remaining):
+                item = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            websocket = getattr(info.context, "request", None)
+            if websocket is not None and hasattr(websocket, "close"):
+                with contextlib.suppress(Exception):  # the socket may be gone already
+                    await websocket.close(code=4403, reason="Token expired")
+            return
+        yield item
 
 
 # --- the Subscription type --------------------------------------------------------------------
 
 
-def _strings(values: Collection[str] | None, what: str, limit: int = 100) -> list[str] | None:
-    if values is None:
-        return None
-    if len(values) > limit:
-        msg = f"{what}: at most {limit} values"
-        raise SubscriptionInputError(msg)
-    return [str(v) for v in values]
-
-
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Each fresh rolling-window value matching the filters, as it is computed. "
-        "A missing filter matches everything of the caller's tenant."
+        description="Each fresh rolling-window value matching the filters, as the engagement "
+        "job computes it. A filter left out matches everything of the caller's tenant; an "
+        "influencer of another tenant reads as not found."
     )
     async def metric_updates(
         self,
         info: Info[Any, Any],
         influencer_ids: list[strawberry.ID] | None = None,
-        platforms: list[str] | None = None,
+        platforms: Annotated[list[str] | None, strawberry.argument(
+            description="Platforms, and `all` for the totals across them.")] = None,
         metrics: list[str] | None = None,
         window: str | None = None,
     ) -> AsyncGenerator[MetricUpdate, None]:
-        hub, principal = live_context(info)
+        hub, principal = _live(info)
         key = MetricKey.of(
             principal.tenant_id,
-            influencer_ids=_strings(influencer_ids, "influencerIds"),
-            platforms=_strings(platforms, "platforms"),
-            metrics=_strings(metrics, "metrics"),
-            window=window,
+            influencer_ids=_values(influencer_ids, "influencerIds"),
+            platforms=_platforms(platforms),
+            metrics=[_metric(m, "metrics") for m in _values(metrics, "metrics") or []]
+            if metrics is not None else None,
+            window=_window(window, info) if window is not None else None,
         )
         async with hub.metric_updates(key) as updates:
             try:
-                async for batch in updates:
+                async for batch in _until_expiry(info, principal, updates):
                     for aggregate in batch:
                         yield MetricUpdate.of(aggregate)
             except SlowSubscriber:
@@ -260,22 +202,24 @@ class Subscription:
                 raise
 
     @strawberry.subscription(
-        description="The caller's top influencers by one metric's gain in a window: the current "
-        "ranking first, then a new one each time fresh aggregates change it."
+        description="The caller's top influencers by one metric's gain in the latest window: "
+        "the current ranking first, then a new one each time fresh aggregates change it."
     )
     async def leaderboard_updates(
         self,
         info: Info[Any, Any],
         metric: str,
-        window: str,
-        platform: str = ALL_PLATFORMS,
+        window: str = "24h",
+        platform: Platform | None = None,  # type: ignore[valid-type]
         first: int = 10,
     ) -> AsyncGenerator[LeaderboardUpdate, None]:
-        hub, principal = live_context(info)
-        if not 1 <= first <= MAX_LEADERBOARD:
-            msg = f"first: must be between 1 and {MAX_LEADERBOARD}"
-            raise SubscriptionInputError(msg)
-        key = LeaderboardKey(principal.tenant_id, metric, window, platform, first)
+        hub, principal = _live(info)
+        cap = info.context.settings.api_max_first
+        if not 1 <= first <= cap:
+            raise InputError("first", f"must be between 1 and {cap}")
+        key = LeaderboardKey(principal.tenant_id, _metric(metric, "metric"),
+                             _window(window, info),
+                             platform.value if platform is not None else ALL_PLATFORMS, first)
         async with hub.leaderboard_updates(key) as boards:
-            async for board in boards:
-                yield board
+            async for rows in _until_expiry(info, principal, boards):
+                yield _leaderboard_update(key, rows)

@@ -1,29 +1,27 @@
-"""The Subscription resolvers through ``schema.subscribe``, and connection_init authentication."""
+"""The Subscription resolvers through ``schema.subscribe`` of the API's schema."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import strawberry
-from strawberry.exceptions import ConnectionRejectionError
 
-from creatorpulse.graphql.auth import Principal, Role, mint
+from creatorpulse.graphql.auth import Principal, Role
+from creatorpulse.graphql.context import Context
 from creatorpulse.graphql.live import LeaderboardKey, LiveHub, TenantDirectory
-from creatorpulse.graphql.subscriptions import (
-    LeaderboardEntry,
-    LeaderboardUpdate,
-    Subscription,
-    authenticate_connection,
-    connection_token,
-)
+from creatorpulse.graphql.metrics import LeaderboardRow
+from creatorpulse.graphql.schema import build_schema
 from creatorpulse.settings import Settings
 from tests.unit.test_api_live import FakeTenants, agg, wait_until
 
 pytestmark = pytest.mark.anyio
+
+SETTINGS = Settings.from_env({}, dotenv=None)
+SCHEMA = build_schema(SETTINGS, production=True)
 
 
 @pytest.fixture
@@ -31,16 +29,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@strawberry.type
-class Query:
-    ok: bool = True
-
-
-SCHEMA = strawberry.Schema(query=Query, subscription=Subscription)
-
 METRICS = """
-subscription ($ids: [ID!], $metrics: [String!], $window: String) {
-  metricUpdates(influencerIds: $ids, metrics: $metrics, window: $window) {
+subscription ($ids: [ID!], $metrics: [String!], $window: String, $platforms: [String!]) {
+  metricUpdates(influencerIds: $ids, metrics: $metrics, window: $window, platforms: $platforms) {
     influencerId platform metric window windowStart windowEnd gain valueAtStart valueAtEnd
     provenance
   }
@@ -48,10 +39,12 @@ subscription ($ids: [ID!], $metrics: [String!], $window: String) {
 
 BOARD = """
 subscription ($first: Int!) {
-  leaderboardUpdates(metric: "likes", window: "1h", platform: "instagram", first: $first) {
-    metric window platform entries { rank influencerId name gain }
+  leaderboardUpdates(metric: "likes", window: "1h", platform: INSTAGRAM, first: $first) {
+    metric window platform entries { rank influencerId gain }
   }
 }"""
+
+END = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 class Boards:
@@ -59,19 +52,23 @@ class Boards:
         self.gains = {"inf-a1": 1, "inf-a2": 2}
         self.calls = 0
 
-    async def __call__(self, key: LeaderboardKey) -> LeaderboardUpdate:
+    async def __call__(self, key: LeaderboardKey) -> tuple[LeaderboardRow, ...]:
         self.calls += 1
         ranked = sorted(self.gains.items(), key=lambda item: -item[1])[: key.first]
-        entries = [LeaderboardEntry(rank=n, influencer_id=strawberry.ID(i), name=i.upper(),
-                                    gain=g, value_at_end=None,
-                                    window_end=datetime(2026, 11, 23, tzinfo=UTC))
-                   for n, (i, g) in enumerate(ranked, start=1)]
-        return LeaderboardUpdate(metric=key.metric, window=key.window, platform=key.platform,
-                                 entries=entries)
+        return tuple(
+            LeaderboardRow(n, i, key.platform, key.metric, key.window, END - timedelta(hours=1),
+                           END, g, None, "measured")
+            for n, (i, g) in enumerate(ranked, start=1))
 
 
-def principal(tenant: str = "tenant-a") -> Principal:
-    return Principal(subject="alice", tenant_id=tenant, role=Role.VIEWER)
+def principal(tenant: str = "tenant-a", expires: datetime | None = None) -> Principal:
+    return Principal(subject="alice", tenant_id=tenant, role=Role.VIEWER, expires_at=expires)
+
+
+def context(hub: LiveHub | None, who: Principal | None, request: Any = None) -> Context:
+    services = SimpleNamespace(settings=SETTINGS, live=hub)
+    return Context(services=services, principal=who, client_key="test",  # type: ignore[arg-type]
+                   request=request)
 
 
 @pytest.fixture
@@ -86,8 +83,8 @@ async def hub(boards: Boards) -> AsyncIterator[LiveHub]:
     await h.stop()
 
 
-async def subscribe(query: str, context: dict[str, Any], **variables: Any) -> Any:
-    stream = await SCHEMA.subscribe(query, variable_values=variables, context_value=context)
+async def subscribe(query: str, ctx: Context, **variables: Any) -> Any:
+    stream = await SCHEMA.subscribe(query, variable_values=variables, context_value=ctx)
     assert not hasattr(stream, "errors"), stream
     return stream
 
@@ -97,7 +94,7 @@ async def next_result(stream: Any) -> Any:
 
 
 async def test_metric_updates_pushes_each_fresh_aggregate_of_the_tenant(hub: LiveHub) -> None:
-    stream = await subscribe(METRICS, {"live": hub, "principal": principal()},
+    stream = await subscribe(METRICS, context(hub, principal()),
                              metrics=["likes"])
     first = asyncio.ensure_future(next_result(stream))
     await wait_until(lambda: hub.subscriber_count() == 1)
@@ -117,7 +114,7 @@ async def test_metric_updates_pushes_each_fresh_aggregate_of_the_tenant(hub: Liv
 
 async def test_many_subscribers_with_the_same_parameters_share_one_payload(hub: LiveHub) -> None:
     n = 25
-    streams = [await subscribe(METRICS, {"live": hub, "principal": principal()}, window="1h")
+    streams = [await subscribe(METRICS, context(hub, principal()), window="1h")
                for _ in range(n)]
     pending = [asyncio.ensure_future(next_result(s)) for s in streams]
     await wait_until(lambda: hub.subscriber_count() == n)
@@ -131,7 +128,7 @@ async def test_many_subscribers_with_the_same_parameters_share_one_payload(hub: 
 
 
 async def test_influencers_of_another_tenant_read_as_missing(hub: LiveHub) -> None:
-    stream = await subscribe(METRICS, {"live": hub, "principal": principal()}, ids=["inf-b1"])
+    stream = await subscribe(METRICS, context(hub, principal()), ids=["inf-b1"])
     result = await next_result(stream)
     assert result.data is None
     assert "no influencer 'inf-b1'" in result.errors[0].message
@@ -139,20 +136,20 @@ async def test_influencers_of_another_tenant_read_as_missing(hub: LiveHub) -> No
 
 
 async def test_anonymous_callers_cannot_subscribe(hub: LiveHub) -> None:
-    stream = await subscribe(METRICS, {"live": hub, "principal": None})
+    stream = await subscribe(METRICS, context(hub, None))
     result = await next_result(stream)
     assert result.errors and "authentication required" in result.errors[0].message
 
 
 async def test_leaderboard_updates_start_with_the_current_ranking_and_follow_changes(
         hub: LiveHub, boards: Boards) -> None:
-    context = {"live": hub, "principal": principal()}
+    context = context(hub, principal())
     streams = [await subscribe(BOARD, context, first=2) for _ in range(5)]
     firsts = [(await next_result(s)).data["leaderboardUpdates"] for s in streams]
     assert firsts[0] == {
         "metric": "likes", "window": "1h", "platform": "instagram",
-        "entries": [{"rank": 1, "influencerId": "inf-a2", "name": "INF-A2", "gain": 2},
-                    {"rank": 2, "influencerId": "inf-a1", "name": "INF-A1", "gain": 1}],
+        "entries": [{"rank": 1, "influencerId": "inf-a2", "gain": 2},
+                    {"rank": 2, "influencerId": "inf-a1", "gain": 1}],
     }
     assert all(f == firsts[0] for f in firsts)
     assert boards.calls == 1
@@ -167,81 +164,8 @@ async def test_leaderboard_updates_start_with_the_current_ranking_and_follow_cha
 
 
 async def test_leaderboard_size_is_bounded(hub: LiveHub) -> None:
-    stream = await subscribe(BOARD, {"live": hub, "principal": principal()}, first=1000)
+    stream = await subscribe(BOARD, context(hub, principal()), first=1000)
     result = await next_result(stream)
     assert "first: must be between 1 and 100" in result.errors[0].message
 
 
-# --- connection_init ---
-
-
-class Conn(dict[str, Any]):
-    """A context as Strawberry's ASGI view builds it for a websocket."""
-
-
-def settings() -> Settings:
-    return Settings.from_env({}, dotenv=None)
-
-
-async def test_connection_init_with_a_valid_token_keeps_the_principal() -> None:
-    s = settings()
-    token = mint(s, subject="bob", tenant_id="tenant-b", role=Role.EDITOR)
-    for params in ({"token": token}, {"Authorization": f"Bearer {token}"}):
-        context = Conn(connection_params=params)
-        got = await authenticate_connection(context, s)
-        assert context["principal"] == got
-        assert (got.subject, got.tenant_id, got.role) == ("bob", "tenant-b", Role.EDITOR)
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"token": ""},
-        {"token": "not-a-jwt"},
-        {"Authorization": "Basic abc"},
-        {"token": 42},
-    ],
-)
-async def test_connection_init_without_a_valid_token_is_rejected(params: dict[str, Any]) -> None:
-    context = Conn(connection_params=params)
-    with pytest.raises(ConnectionRejectionError):
-        await authenticate_connection(context, settings())
-    assert "principal" not in context
-
-
-async def test_expired_and_foreign_tokens_are_rejected() -> None:
-    s = settings()
-    old = mint(s, subject="a", tenant_id="t", role=Role.VIEWER, ttl=timedelta(minutes=5),
-               now=datetime.now(UTC) - timedelta(hours=1))
-    with pytest.raises(ConnectionRejectionError) as caught:
-        await authenticate_connection(Conn(connection_params={"token": old}), s)
-    assert caught.value.payload == {"reason": "expired"}
-    other = Settings.from_env({"CREATORPULSE_JWT_SECRET": "x" * 40}, dotenv=None)
-    forged = mint(other, subject="a", tenant_id="t", role=Role.ADMIN)
-    with pytest.raises(ConnectionRejectionError) as caught:
-        await authenticate_connection(Conn(connection_params={"token": forged}), s)
-    assert caught.value.payload == {"reason": "bad_signature"}
-
-
-async def test_the_socket_is_closed_when_the_token_expires() -> None:
-    class Socket:
-        def __init__(self) -> None:
-            self.closed: list[tuple[int, str]] = []
-
-        async def close(self, code: int, reason: str) -> None:
-            self.closed.append((code, reason))
-
-    s = settings()
-    token = mint(s, subject="a", tenant_id="t", role=Role.VIEWER, ttl=timedelta(seconds=1),
-                 now=datetime.now(UTC) - timedelta(seconds=0.8))
-    socket = Socket()
-    await authenticate_connection(Conn(connection_params={"token": token}, request=socket), s)
-    await wait_until(lambda: socket.closed, timeout=3)
-    assert socket.closed == [(4403, "Token expired")]
-
-
-def test_connection_token_forms() -> None:
-    assert connection_token({"token": "abc"}) == "abc"
-    assert connection_token({"authorization": "Bearer xyz"}) == "xyz"
-    assert connection_token({"other": 1}) is None
