@@ -33,11 +33,13 @@ from strawberry.extensions import (
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from creatorpulse.graphql.errors import InputError, RateLimited, error_code
 from creatorpulse.graphql.limits import CostLimiter
 from creatorpulse.graphql.mutations import Mutation
 from creatorpulse.graphql.queries import Query
+from creatorpulse.graphql.types import SCALARS
 from creatorpulse.settings import Settings
 
 
@@ -82,6 +84,16 @@ class ErrorCodes(SchemaExtension):
             error.extensions = {**(error.extensions or {}), **extra}
 
 
+class ApiSchema(strawberry.Schema):
+    """Logs only unexpected errors: refused tokens, bad input and limits are not incidents."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        unexpected = [e for e in errors if _unexpected(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def _skip_introspection(ctx: IgnoreContext) -> bool:
     return ctx.field_name.startswith("__")
 
@@ -104,12 +116,12 @@ def extensions(settings: Settings, *, production: bool) -> list[Callable[[], Sch
 def build_schema(settings: Settings, *, production: bool | None = None) -> strawberry.Schema:
     """The API's schema; ``production`` defaults to ``settings.environment == 'production'``."""
     prod = settings.environment == "production" if production is None else production
-    return strawberry.Schema(
+    return ApiSchema(
         query=Query,
         mutation=Mutation,
         subscription=_subscription(),
         extensions=extensions(settings, production=prod),
-        config=StrawberryConfig(disable_field_suggestions=prod),
+        config=StrawberryConfig(disable_field_suggestions=prod, scalar_map=SCALARS),
     )
 
 

@@ -19,12 +19,14 @@ from creatorpulse.graphql import influencers as inf
 from creatorpulse.graphql import metrics as met
 from creatorpulse.observation import Platform as PlatformValue
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    serialize=int,
-    parse_value=int,
-    description="A whole number that may exceed 32 bits (counts and gains).",
-)
+BigInt = NewType("BigInt", int)
+"""Counts and gains: whole numbers that may exceed GraphQL's 32-bit Int."""
+
+SCALARS = {
+    BigInt: strawberry.scalar(
+        name="BigInt", serialize=int, parse_value=int,
+        description="A whole number that may exceed 32 bits (counts and gains)."),
+}
 
 Platform = strawberry.enum(PlatformValue, name="Platform", description="A social platform.")
 
@@ -137,8 +139,8 @@ class EngagementRate:
     formula: EngagementFormula
     window_end: datetime
     rate: float
-    numerator: BigInt  # type: ignore[valid-type]
-    denominator: BigInt | None  # type: ignore[valid-type]
+    numerator: BigInt
+    denominator: BigInt | None
 
     @classmethod
     def from_rate(cls, r: met.Rate) -> EngagementRate:
@@ -203,7 +205,7 @@ class InfluencerConnection:
 @strawberry.type(description="Gain of a counter in one bucket.")
 class Bucket:
     start: datetime
-    gain: BigInt  # type: ignore[valid-type]
+    gain: BigInt
     observations: int
     provenance: Provenance
 
@@ -215,7 +217,7 @@ class MetricSeries:
     metric: str
     interval: Interval
     provenance: Provenance
-    total: BigInt  # type: ignore[valid-type]
+    total: BigInt
     buckets: list[Bucket]
 
     @classmethod
@@ -232,8 +234,8 @@ class MetricSeries:
 class AggregatedMetric:
     key: str = strawberry.field(description="The platform, influencer id or tag of the group.")
     metric: str
-    total: BigInt  # type: ignore[valid-type]
-    observations: BigInt  # type: ignore[valid-type]
+    total: BigInt
+    observations: BigInt
     group_by: GroupBy
 
     @strawberry.field(description="The influencer, when grouped by INFLUENCER.")
@@ -253,8 +255,8 @@ class LeaderboardEntry:
     window: str
     window_start: datetime
     window_end: datetime
-    gain: BigInt  # type: ignore[valid-type]
-    value_at_end: BigInt | None  # type: ignore[valid-type]
+    gain: BigInt
+    value_at_end: BigInt | None
     provenance: Provenance
 
     @strawberry.field

@@ -1,0 +1,193 @@
+"""Operation limits: cost estimates, page caps, depth, aliases, tokens, production hygiene.
+
+Every refusal here must happen before any resolver runs: the stub context counts each time a
+resolver asks who the caller is (the first thing every resolver does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from graphql import parse
+
+from creatorpulse.graphql.auth import Principal, Role, require
+from creatorpulse.graphql.limits import CostError, estimate_cost
+from creatorpulse.graphql.schema import build_schema
+from creatorpulse.settings import Settings
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({f"CREATORPULSE_{k}": v for k, v in env.items()}, dotenv=None)
+
+
+@dataclass
+class CountingContext:
+    """Stands in for the request context; counts resolver entries, offers no services."""
+
+    principal: Principal | None = field(default_factory=lambda: Principal("u", "t", Role.ADMIN))
+    calls: int = 0
+    bucket: Any = None
+    client_key: str = "sub:t:u"
+    settings: Settings = field(default_factory=settings)
+
+    def tenant(self, role: Role = Role.VIEWER) -> str:
+        self.calls += 1
+        require(self.principal, role)
+        msg = "no services in unit tests"
+        raise RuntimeError(msg)
+
+    @property
+    def loaders(self) -> Any:
+        self.calls += 1
+        msg = "no loaders in unit tests"
+        raise RuntimeError(msg)
+
+
+def run(query: str, *, production: bool = False, variables: dict[str, Any] | None = None,
+        **env: str) -> tuple[Any, CountingContext]:
+    ctx = CountingContext(settings=settings(**env))
+    schema = build_schema(ctx.settings, production=production)
+    result = asyncio.run(schema.execute(query, variable_values=variables, context_value=ctx))
+    return result, ctx
+
+
+def cost(query: str, variables: dict[str, Any] | None = None, max_first: int = 100) -> int:
+    return estimate_cost(parse(query), None, variables, max_first=max_first)
+
+
+# --- the cost estimate --------------------------------------------------------------------
+
+
+def test_scalars_cost_nothing_and_an_operation_costs_at_least_one() -> None:
+    assert cost("{ __typename }") == 1
+    assert cost('{ influencer(id: "1") { id name } }') == 1
+
+
+def test_connections_multiply_their_children_by_first() -> None:
+    q = "{ influencers(first: 100) { edges { node { id accounts { id } } } } }"
+    # influencers 1, edges 100, node 100, accounts 100 (one per node)
+    assert cost(q) == 301
+
+
+def test_a_missing_first_counts_as_the_default_page() -> None:
+    assert cost("{ influencers { edges { node { id } } } }") == 1 + 20 + 20
+
+
+def test_first_from_variables_and_fragments_count_too() -> None:
+    q = """query Q($n: Int = 5) { influencers(first: $n) { ...E } }
+           fragment E on InfluencerConnection { edges { node { id } } }"""
+    assert cost(q) == 1 + 5 + 5
+    assert cost(q, {"n": 50}) == 1 + 50 + 50
+
+
+def test_first_outside_the_cap_is_refused_naming_the_field() -> None:
+    with pytest.raises(CostError) as caught:
+        cost("{ influencers(first: 101) { totalCount } }")
+    assert caught.value.field == "influencers.first"
+    assert "between 1 and 100" in str(caught.value)
+    with pytest.raises(CostError):
+        cost("{ leaderboard(metric: \"likes\", first: 0) { rank } }")
+
+
+def test_cyclic_fragments_do_not_hang_the_estimate() -> None:
+    q = """{ influencers { ...A } }
+           fragment A on InfluencerConnection { ...B }
+           fragment B on InfluencerConnection { ...A }"""
+    assert cost(q) >= 1
+
+
+# --- refusals before any resolver ---------------------------------------------------------
+
+
+def codes(result: Any) -> list[str | None]:
+    return [(e.extensions or {}).get("code") for e in result.errors or []]
+
+
+def test_a_deep_query_is_refused_before_resolvers() -> None:
+    nested = "influencer { " * 8 + "id" + " }" * 8
+    q = f'{{ accounts {{ influencer {{ accounts {{ {nested} }} }} }} }}'
+    result, ctx = run(q)
+    assert result.errors
+    assert "exceeds maximum operation depth" in result.errors[0].message
+    assert ctx.calls == 0
+
+
+def test_too_many_aliases_are_refused_before_resolvers() -> None:
+    q = "{ " + " ".join(f'a{i}: influencer(id: "{i}") {{ id }}' for i in range(16)) + " }"
+    result, ctx = run(q)
+    assert result.errors
+    assert "aliases" in result.errors[0].message
+    assert ctx.calls == 0
+
+
+def test_too_many_tokens_are_refused_before_resolvers() -> None:
+    q = "{ accounts { " + "id " * 2500 + "} }"
+    result, ctx = run(q)
+    assert result.errors
+    assert "token" in result.errors[0].message.lower()
+    assert ctx.calls == 0
+
+
+def test_an_operation_over_the_cost_limit_is_refused_before_resolvers() -> None:
+    q = ("{ influencers(first: 100) { edges { node { accounts { influencer { accounts { id } } } }"
+         " } } }")
+    result, ctx = run(q)
+    assert codes(result) == ["COST_LIMIT"]
+    assert ctx.calls == 0
+    result, ctx = run(q, API_MAX_COST="100000")
+    assert codes(result) != ["COST_LIMIT"]
+    assert ctx.calls > 0
+
+
+def test_a_page_over_the_cap_is_refused_before_resolvers() -> None:
+    result, ctx = run("{ influencers(first: 1000) { totalCount } }")
+    assert codes(result) == ["BAD_USER_INPUT"]
+    assert result.errors[0].extensions["field"] == "influencers.first"
+    assert ctx.calls == 0
+    result, ctx = run("query($n: Int!) { influencers(first: $n) { totalCount } }",
+                      variables={"n": 500})
+    assert codes(result) == ["BAD_USER_INPUT"]
+    assert ctx.calls == 0
+
+
+def test_anonymous_callers_get_unauthenticated_and_weak_roles_forbidden() -> None:
+    ctx = CountingContext(principal=None)
+    schema = build_schema(ctx.settings)
+    result = asyncio.run(schema.execute("{ accounts { id } }", context_value=ctx))
+    assert codes(result) == ["UNAUTHENTICATED"]
+    ctx = CountingContext(principal=Principal("v", "t", Role.VIEWER))
+    result = asyncio.run(schema.execute(
+        'mutation { removeInfluencer(id: "x") { __typename } }', context_value=ctx))
+    assert codes(result) == ["FORBIDDEN"]
+
+
+def test_unexpected_errors_are_masked() -> None:
+    result, ctx = run("{ accounts { id } }")
+    assert ctx.calls == 1
+    assert [e.message for e in result.errors] == ["Unexpected error."]
+    assert "no services" not in str(result.errors)
+
+
+# --- production hygiene -------------------------------------------------------------------
+
+
+def test_production_refuses_introspection_and_gives_no_suggestions() -> None:
+    result, _ = run("{ __schema { types { name } } }", production=True)
+    assert result.errors
+    assert "introspection" in result.errors[0].message.lower()
+    result, _ = run("{ influencerz { id } }", production=True)
+    assert result.errors
+    assert "Did you mean" not in result.errors[0].message
+    result, _ = run("{ influencerz { id } }", production=False)
+    assert "Did you mean" in result.errors[0].message
+
+
+def test_development_allows_introspection_deeper_than_the_depth_limit() -> None:
+    from graphql import get_introspection_query
+
+    result, _ = run(get_introspection_query(descriptions=True), API_MAX_DEPTH="3")
+    assert result.errors is None
+    assert result.data["__schema"]["queryType"]["name"] == "Query"
