@@ -104,7 +104,7 @@ async def test_metric_updates_pushes_each_fresh_aggregate_of_the_tenant(hub: Liv
     assert got == {
         "influencerId": "inf-a1", "platform": "instagram", "metric": "likes", "window": "1h",
         "windowStart": "2026-11-23T11:00:00+00:00", "windowEnd": "2026-11-23T12:00:00+00:00",
-        "gain": 7, "valueAtStart": 100, "valueAtEnd": 107, "provenance": "measured",
+        "gain": 7, "valueAtStart": 100, "valueAtEnd": 107, "provenance": "MEASURED",
     }
     second = (await next_result(stream)).data["metricUpdates"]
     assert (second["influencerId"], second["gain"]) == ("inf-a2", -2)
@@ -143,8 +143,8 @@ async def test_anonymous_callers_cannot_subscribe(hub: LiveHub) -> None:
 
 async def test_leaderboard_updates_start_with_the_current_ranking_and_follow_changes(
         hub: LiveHub, boards: Boards) -> None:
-    context = context(hub, principal())
-    streams = [await subscribe(BOARD, context, first=2) for _ in range(5)]
+    ctx = context(hub, principal())
+    streams = [await subscribe(BOARD, ctx, first=2) for _ in range(5)]
     firsts = [(await next_result(s)).data["leaderboardUpdates"] for s in streams]
     assert firsts[0] == {
         "metric": "likes", "window": "1h", "platform": "instagram",
@@ -167,5 +167,48 @@ async def test_leaderboard_size_is_bounded(hub: LiveHub) -> None:
     stream = await subscribe(BOARD, context(hub, principal()), first=1000)
     result = await next_result(stream)
     assert "first: must be between 1 and 100" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"window": "2h"}, "window: unknown window"),
+        ({"platforms": ["myspace"]}, "platforms: unknown platform 'myspace'"),
+        ({"metrics": ["likes; drop"]}, "metrics: a metric name"),
+    ],
+)
+async def test_metric_updates_arguments_are_checked(hub: LiveHub, variables: dict[str, Any],
+                                                    message: str) -> None:
+    stream = await subscribe(METRICS, context(hub, principal()), **variables)
+    result = await next_result(stream)
+    assert message in result.errors[0].message
+    assert hub.subscriber_count() == 0
+
+
+async def test_platform_all_selects_the_totals(hub: LiveHub) -> None:
+    stream = await subscribe(METRICS, context(hub, principal()), platforms=["all"])
+    pending = asyncio.ensure_future(next_result(stream))
+    await wait_until(lambda: hub.subscriber_count() == 1)
+    await hub.publish([agg(platform="instagram", gain=1), agg(platform="all", gain=2)])
+    got = (await pending).data["metricUpdates"]
+    assert (got["platform"], got["gain"]) == ("all", 2)
+    await stream.aclose()
+
+
+async def test_the_socket_is_closed_when_the_token_expires(hub: LiveHub) -> None:
+    class Socket:
+        def __init__(self) -> None:
+            self.closed: list[tuple[int, str]] = []
+
+        async def close(self, code: int, reason: str) -> None:
+            self.closed.append((code, reason))
+
+    socket = Socket()
+    soon = datetime.now(UTC) + timedelta(seconds=0.3)
+    stream = await subscribe(METRICS, context(hub, principal(expires=soon), socket))
+    with pytest.raises(StopAsyncIteration):
+        await next_result(stream)
+    assert socket.closed == [(4403, "Token expired")]
+    assert hub.subscriber_count() == 0
 
 
