@@ -111,12 +111,12 @@ class _Encoded:
 
 def metrics_stream_route(
     settings: Settings,
-    hub_of: Callable[[WebSocket], LiveHub],
+    hub_of: Callable[[WebSocket], LiveHub | None],
     *,
     path: str = PATH,
     init_timeout: timedelta = INIT_TIMEOUT,
 ) -> WebSocketRoute:
-    """The ``/metrics/stream`` route; ``hub_of`` finds the process's hub (lifespan state)."""
+    """The ``/metrics/stream`` route; ``hub_of`` finds the process's hub (None: not enabled)."""
     encode = _Encoded()
 
     async def endpoint(websocket: WebSocket) -> None:
@@ -145,7 +145,11 @@ def metrics_stream_route(
         except StreamRequestError as exc:
             await websocket.close(4400, str(exc)[:120])
             return
-        await _serve(websocket, hub_of(websocket), key, principal, encode)
+        hub = hub_of(websocket)
+        if hub is None:
+            await websocket.close(1013, "live updates are not enabled on this server")
+            return
+        await _serve(websocket, hub, key, principal, encode)
 
     return WebSocketRoute(path, endpoint, name="metrics_stream")
 
