@@ -184,14 +184,14 @@ async def test_leaderboard_updates_follow_fresh_aggregates(live: Live) -> None:
 
 
 async def test_fresh_aggregates_evict_cached_answers(live: Live) -> None:
-    import httpx
+    import httpx2
 
     t = live.tenants
     set_gain(live.settings, t.a1, 10)
     query = {"query": '{ leaderboard(metric: "likes", window: "1h", platform: INSTAGRAM) '
                       "{ influencerId gain } }"}
     headers = {"Authorization": f"Bearer {live.token(t.a)}"}
-    async with httpx.AsyncClient(base_url=live.http_url, headers=headers) as http:
+    async with httpx2.AsyncClient(base_url=live.http_url, headers=headers) as http:
         async def gains() -> list[int]:
             answer = (await http.post("/graphql", json=query)).json()
             return [e["gain"] for e in answer["data"]["leaderboard"]]
