@@ -135,15 +135,116 @@ def unseed(dsn: str, tenant_id: str, influencers: Sequence[str]) -> None:
 # --- the server (child process) -------------------------------------------------------------
 
 
+def plain_routes(settings: Settings) -> list[Any]:
+    """The same three answers as plain Starlette JSON endpoints: same token check, same service
+    functions, same pool and same Redis cache (their own keys), no GraphQL."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from creatorpulse.graphql import influencers as inf
+    from creatorpulse.graphql import metrics as met
+    from creatorpulse.graphql.auth import AuthError, authenticate
+    from creatorpulse.graphql.cache import cache_key
+    from creatorpulse.graphql.queries import (
+        _leader_decode,
+        _leader_encode,
+        _series_decode,
+        _series_encode,
+    )
+
+    def tenant_of(request: Request) -> str | None:
+        try:
+            principal = authenticate(request.headers.get("authorization"), settings)
+        except AuthError:
+            return None
+        return principal.tenant_id if principal else None
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def series(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        services = request.app.state.services
+        influencer = request.query_params["influencer_id"]
+        since = datetime.fromisoformat(request.query_params["from"])
+        until = datetime.fromisoformat(request.query_params["to"])
+        params = {"influencer": influencer, "from": since.isoformat(), "to": until.isoformat()}
+
+        async def compute() -> tuple[list[Any], list[str]]:
+            async with services.pool.connection() as conn:
+                rows = await met.series(conn, tenant, influencer, platforms=None,
+                                        metrics=["likes", "views"], start=since, end=until,
+                                        interval=met.Interval.HOUR)
+            return rows, [influencer]
+
+        rows = await services.cache.get_or_compute(cache_key(tenant, "plain-series", params),
+                                                   compute, _series_encode, _series_decode)
+        return JSONResponse([
+            {"platform": r.platform, "metric": r.metric, "total": r.total,
+             "buckets": [{"start": b.start.isoformat(), "gain": b.gain} for b in r.buckets]}
+            for r in rows if r.platform != met.ALL_PLATFORMS])
+
+    async def leaderboard(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        services = request.app.state.services
+        metric = request.query_params["metric"]
+        window = request.query_params.get("window", "24h")
+        first = int(request.query_params.get("first", "10"))
+        params = {"metric": metric, "window": window, "first": first}
+
+        async def compute() -> tuple[list[Any], list[str]]:
+            async with services.pool.connection() as conn:
+                rows = await met.leaderboard(conn, tenant, metric=metric, window=window,
+                                             platform=None, first=first)
+                ids = await inf.ids_matching(conn, tenant, inf.InfluencerFilter())
+            return rows, ids
+
+        rows = await services.cache.get_or_compute(
+            cache_key(tenant, "plain-leaderboard", params), compute, _leader_encode,
+            _leader_decode)
+        return JSONResponse([{"rank": r.rank, "influencerId": r.influencer_id, "gain": r.gain,
+                              "valueAtEnd": r.value_at_end} for r in rows])
+
+    async def influencers(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        services = request.app.state.services
+        first = int(request.query_params.get("first", "20"))
+        f = inf.InfluencerFilter(tag=request.query_params.get("tag"))
+        async with services.pool.connection() as conn:
+            page = await inf.page(conn, tenant, f, inf.Order.NAME_ASC, first, None)
+        return JSONResponse({"totalCount": page.total, "edges": [
+            {"node": {"id": r.id, "name": r.name, "tags": list(r.tags)}} for r in page.rows]})
+
+    return [Route("/plain/health", health), Route("/plain/metrics", series),
+            Route("/plain/leaderboard", leaderboard), Route("/plain/influencers", influencers)]
+
+
 def serve(fd: int, topic: str) -> None:
     """The child process: the API app plus the plain JSON routes, on an inherited socket."""
-    import uvicorn
-    from bench.api_server import build_app
+    import logging
 
+    import uvicorn
+
+    from creatorpulse.graphql.app import create_app
+    from creatorpulse.graphql.live import create_hub
+
+    logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env(os.environ)
-    app = build_app(settings, topic)
-    config = uvicorn.Config(app, fd=fd, log_level="warning", lifespan="on",
-                            ws="websockets-sansio", access_log=False, ws_max_queue=64)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    app = create_app(settings, live=create_hub(settings, topic=topic))
+    # Before the app's own routes, so /graphql and the plain routes share one process.
+    app.router.routes[:0] = plain_routes(settings)
+    # As `creatorpulse api serve` runs it: uvicorn's defaults, one worker.
+    config = uvicorn.Config(app, fd=fd, log_level="warning", lifespan="on", access_log=False,
+                            backlog=2048)
     uvicorn.Server(config).run()
 
 
@@ -552,6 +653,8 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    say(f"load average {load_before} on {os.cpu_count()} cores (other work skews the figures)")
     dsn = settings.database_dsn.reveal()
     say(f"seeding {args.influencers} influencers")
     s = seed(dsn, args.influencers, min(20, args.influencers))
@@ -586,7 +689,9 @@ async def run(args: argparse.Namespace) -> int:
         **headline(cached, uncached, fan, args.rate),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform()},
+                    "system": platform.platform(),
+                    "load_average_before": load_before,
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"concurrency": args.concurrency, "duration_s": args.duration,
                      "rate": args.rate, "influencers": args.influencers},
         "queries": {"cached": cached, "uncached_cache_ttl_1ms": uncached},
