@@ -340,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_db_migrate)
 
     from creatorpulse.graphql.commands import register as register_api
+    from creatorpulse.sources import commands as sources_commands
 
+    sources_commands.register(commands)
     register_api(commands)
     return parser
 

@@ -24,7 +24,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
-from cross_web import HTTPException
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -36,7 +35,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from creatorpulse.graphql import rest, stream
+from creatorpulse.graphql import influencers, rest, stream
 from creatorpulse.graphql.auth import AuthError, authenticate, bearer_token, signing_key, verify
 from creatorpulse.graphql.cache import AggregateCache
 from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, client_key
@@ -60,14 +59,29 @@ def _address(request: Request | WebSocket) -> str | None:
 class GraphQLView(GraphQL):
     """Strawberry's ASGI view with our context, HTTP authentication and WebSocket auth."""
 
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Refuse a bad bearer token with 401 before GraphQL sees the request."""
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            try:
+                principal = authenticate(request.headers.get("authorization"),
+                                         request.app.state.services.settings)
+            except AuthError as exc:
+                body = {"data": None, "errors": [{"message": f"invalid token: {exc}",
+                                                  "extensions": {"code": "UNAUTHENTICATED",
+                                                                 "reason": exc.reason}}]}
+                header = f'Bearer error="invalid_token", error_description="{exc.reason}"'
+                await JSONResponse(body, status_code=401,
+                                   headers={"WWW-Authenticate": header})(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await super().__call__(scope, receive, send)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
         principal = None
         if isinstance(request, Request):
-            try:
-                principal = authenticate(request.headers.get("authorization"), services.settings)
-            except AuthError as exc:
-                raise HTTPException(401, f"invalid token: {exc.reason}") from None
+            principal = getattr(request.state, "principal", None)
         return Context(services=services, principal=principal,
                        client_key=client_key(principal, _address(request)),
                        request=request, response=response)
@@ -181,9 +195,22 @@ def create_app(
         registry_pool.open(wait=True, timeout=15)
         redis = Redis.from_url(settings.redis_dsn.reveal(), socket_timeout=5,
                                socket_connect_timeout=5)
+        tenants: dict[str, str] = {}  # an influencer never changes tenant
+
+        async def tenant_of(influencer_id: str) -> str | None:
+            if influencer_id not in tenants:
+                async with pool.connection() as conn:
+                    found = await influencers.tenant_of(conn, influencer_id)
+                if found is None:
+                    return None
+                if len(tenants) > 100_000:
+                    tenants.clear()
+                tenants[influencer_id] = found
+            return tenants[influencer_id]
+
         services = Services(
             settings=settings, pool=pool, registry_pool=registry_pool, redis=redis,
-            cache=AggregateCache(redis, settings.api_cache_ttl, metrics),
+            cache=AggregateCache(redis, settings.api_cache_ttl, metrics, tenant_of),
             bucket=TokenBucket(redis, settings.api_rate_budget, settings.api_rate_refill)
             if rate_limit else None,
             metrics=metrics, vault=TokenVault.from_settings(settings),

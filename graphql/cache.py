@@ -1,10 +1,12 @@
 """Redis read-through cache for aggregate answers, evicted per influencer when fresh data arrives.
 
 An answer is stored under ``cp:api:cache:<tenant>:<digest of the question>`` for
-``CREATORPULSE_API_CACHE_TTL``. Each answer is also listed in ``cp:api:deps:<influencer id>`` for
-every influencer it was computed from, so that :func:`invalidate` (called when fresh aggregates
-for an influencer arrive, and on erasure) drops exactly the answers that may have changed, in one
-atomic script. Hits and misses are counted for the hit ratio on ``/metrics``.
+``CREATORPULSE_API_CACHE_TTL``, and listed in a dependency set: ``cp:api:deps:<influencer id>``
+for an answer about one influencer (its series, its engagement rate), ``cp:api:deps:tenant:<id>``
+for an answer over the whole tenant (aggregates, leaderboards, which a new influencer can change
+too). :meth:`AggregateCache.invalidate` (called when fresh aggregates for an influencer arrive,
+on updates and on erasure) drains the influencer's set and its tenant's, in one atomic script.
+Hits and misses are counted for the hit ratio on ``/metrics``.
 
 A Redis outage never fails a query: the cache is skipped and the database answers.
 """
@@ -55,6 +57,14 @@ return 1
 """
 
 
+def influencer_dep(influencer_id: str) -> str:
+    return influencer_id
+
+
+def tenant_dep(tenant_id: str) -> str:
+    return f"tenant:{tenant_id}"
+
+
 def cache_key(tenant_id: str, kind: str, params: dict[str, Any]) -> str:
     digest = hashlib.sha256(
         json.dumps([kind, params], sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -62,10 +72,16 @@ def cache_key(tenant_id: str, kind: str, params: dict[str, Any]) -> str:
 
 
 class AggregateCache:
-    """Read-through cache of JSON-able answers; ``invalidate`` evicts an influencer's answers."""
+    """Read-through cache of JSON-able answers; ``invalidate`` evicts an influencer's answers.
 
-    def __init__(self, redis: Redis, ttl: timedelta, metrics: ApiMetrics) -> None:
+    ``tenant_of`` finds an influencer's tenant (for the tenant-wide answers) when the caller of
+    :meth:`invalidate` does not say it.
+    """
+
+    def __init__(self, redis: Redis, ttl: timedelta, metrics: ApiMetrics,
+                 tenant_of: Callable[[str], Awaitable[str | None]] | None = None) -> None:
         self._redis = redis
+        self._tenant_of = tenant_of
         self._ttl_ms = max(1, int(ttl.total_seconds() * 1000))
         self._metrics = metrics
         self._invalidate = redis.register_script(_INVALIDATE)
@@ -78,7 +94,9 @@ class AggregateCache:
         encode: Callable[[T], Any],
         decode: Callable[[Any], T],
     ) -> T:
-        """The cached answer under ``key``, or ``compute()``'s (value, influencer ids), stored."""
+        """The cached answer under ``key``, or ``compute()``'s (value, dependencies), stored.
+
+        Dependencies are :func:`influencer_dep` / :func:`tenant_dep` names."""
         try:
             raw = await self._redis.get(key)
         except RedisError as exc:
@@ -88,8 +106,8 @@ class AggregateCache:
             self._metrics.cache_lookup(hit=True)
             return decode(json.loads(raw))
         self._metrics.cache_lookup(hit=False)
-        value, influencer_ids = await compute()
-        deps = sorted({DEPS + i for i in influencer_ids})
+        value, dependencies = await compute()
+        deps = sorted({DEPS + d for d in dependencies})
         try:
             await self._store(keys=[key, *deps],
                               args=[json.dumps(encode(value), default=str), self._ttl_ms])
@@ -97,8 +115,13 @@ class AggregateCache:
             log.warning("cache unavailable, answer not stored: %s", exc)
         return value
 
-    async def invalidate(self, influencer_id: str) -> int:
-        """Drop every cached answer computed from ``influencer_id``; returns how many."""
-        dropped = await self._invalidate(keys=[DEPS + influencer_id])
+    async def invalidate(self, influencer_id: str, tenant_id: str | None = None) -> int:
+        """Drop every cached answer that ``influencer_id`` may have changed; returns how many."""
+        if tenant_id is None and self._tenant_of is not None:
+            tenant_id = await self._tenant_of(influencer_id)
+        deps = [DEPS + influencer_dep(influencer_id)]
+        if tenant_id is not None:
+            deps.append(DEPS + tenant_dep(tenant_id))
+        dropped = await self._invalidate(keys=deps)
         self._metrics.cache_invalidated(int(dropped))
         return int(dropped)

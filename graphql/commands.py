@@ -33,8 +33,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _live_hub(settings: Settings) -> object | None:
     """The live hub of graphql/live.py (aggregates consumer), when that module exists."""
+    import importlib
+
     try:
-        from creatorpulse.graphql import live
+        live = importlib.import_module("creatorpulse.graphql.live")
     except ModuleNotFoundError as exc:
         if exc.name != "creatorpulse.graphql.live":
             raise
@@ -61,6 +63,73 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(token)
+    return 0
+
+
+EXAMPLE_QUERY = """query Dashboard($id: ID!) {
+  influencer(id: $id) {
+    name
+    accounts { platform handle status lastSuccessAt nextPollAt lastError }
+    engagementRate(window: "24h", formula: BY_FOLLOWERS) { rate numerator denominator }
+  }
+  leaderboard(metric: "likes", window: "1h", first: 5) { rank gain influencer { name } }
+}"""
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """A token, a GraphiQL link that carries it, and example operations for the demo."""
+    import json
+    from urllib.parse import urlencode
+
+    import psycopg
+
+    from creatorpulse.graphql.auth import AuthConfigError, Role, mint
+    from creatorpulse.graphql.schema import build_schema
+
+    tenant, influencer = args.tenant, None
+    try:
+        with psycopg.connect(settings.database_dsn.reveal(), connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT tenant_id, min(id) FROM influencers "
+                "WHERE %s::text IS NULL OR tenant_id = %s "
+                "GROUP BY tenant_id ORDER BY count(*) DESC, tenant_id LIMIT 1",
+                (tenant, tenant)).fetchone()
+    except psycopg.OperationalError as exc:
+        print(f"error: cannot reach the database: {exc}", file=sys.stderr)
+        return 1
+    if row is not None:
+        tenant, influencer = row
+    if tenant is None:
+        print("error: no influencers yet; add one (mutation addInfluencer) or start the sources",
+              file=sys.stderr)
+        return 1
+    try:
+        token = mint(settings, subject="demo", tenant_id=tenant, role=Role.ADMIN,
+                     ttl=timedelta(hours=12))
+    except AuthConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    url = f"{settings.api_url}/graphql"
+    variables = json.dumps({"id": influencer})
+    headers = json.dumps({"Authorization": f"Bearer {token}"})
+    link = f"{url}?" + urlencode({"query": EXAMPLE_QUERY, "variables": variables,
+                                  "headers": headers})
+    print(f"GraphQL API: {url}  (tenant {tenant}, admin token valid 12 h)\n")
+    print(f"Token:\n  {token}\n")
+    print(f"GraphiQL with the token and an example query (development only):\n  {link}\n")
+    body = json.dumps({"query": EXAMPLE_QUERY, "variables": {"id": influencer}})
+    print("The same query with curl:")
+    print(f"  curl -s {url} -H 'Authorization: Bearer {token}' "
+          f"-H 'Content-Type: application/json' -d '{body}'\n")
+    schema = build_schema(settings, production=False)
+    subscription = schema._schema.subscription_type
+    if subscription is not None:
+        print("Subscriptions (graphql-transport-ws on the same URL; the token goes in "
+              "connection_init as {\"authorization\": \"Bearer <token>\"}, GraphiQL sends its "
+              "headers there):")
+        for name, field in subscription.fields.items():
+            arguments = ", ".join(f"{a}: {t.type}" for a, t in field.args.items())
+            print(f"  subscription {{ {name}({arguments}) {{ ... }} }}")
     return 0
 
 
@@ -95,5 +164,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--subject", default="developer", help="the token's sub (default: developer)")
     p.add_argument("--ttl", help="lifetime such as 30m or 8h (default: CREATORPULSE_JWT_TTL)")
     p.set_defaults(handler=cmd_token)
+    p = actions.add_parser(
+        "demo", help="print an admin token, a GraphiQL link carrying it, and example operations")
+    p.add_argument("--tenant", help="tenant id (default: the one with the most influencers)")
+    p.set_defaults(handler=cmd_demo)
     p = actions.add_parser("schema", help="print the schema (SDL), as in graphql/schema.graphql")
     p.set_defaults(handler=cmd_schema)

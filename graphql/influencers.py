@@ -49,9 +49,12 @@ class AccountRow:
     poll_interval: timedelta
     created_at: datetime
     has_credentials: bool
+    last_poll_at: datetime | None
     last_success_at: datetime | None
     next_poll_at: datetime | None
     last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
 
 
 class Order(enum.Enum):
@@ -81,16 +84,16 @@ class Page:
 
 _INFLUENCER = "i.id, i.tenant_id, i.name, i.tags, i.metadata, i.created_at, i.updated_at"
 
-# The pollers' view of each account: when it last succeeded, when it polls next, its last error.
-# Read from the account_poll_state table that the sources maintain.
+# The pollers' view of each account (poll_state, written by the worker that polls it): when it
+# last polled and succeeded, when it polls next, its last error and how many polls failed in a row.
 _ACCOUNT = (
     "a.id, a.tenant_id, a.influencer_id, a.platform, a.external_id, a.handle, a.status, "
     "a.poll_interval, a.created_at, "
     "EXISTS (SELECT 1 FROM oauth_credentials c WHERE c.account_id = a.id) AS has_credentials, "
-    "NULL::timestamptz AS last_success_at, NULL::timestamptz AS next_poll_at, "
-    "NULL::text AS last_error"
+    "ps.last_poll_at, ps.last_success_at, ps.next_poll_at, ps.last_error, ps.last_error_at, "
+    "coalesce(ps.consecutive_failures, 0) AS consecutive_failures"
 )
-_ACCOUNT_FROM = "platform_accounts a"
+_ACCOUNT_FROM = "platform_accounts a LEFT JOIN poll_state ps ON ps.account_id = a.id"
 
 
 def _influencer(row: dict[str, Any]) -> InfluencerRow:
@@ -183,13 +186,10 @@ async def page(
     return Page(rows, cursors, has_next, total)
 
 
-async def ids_matching(
-    conn: AsyncConnection[Any], tenant_id: str, f: InfluencerFilter
-) -> list[str]:
-    where, params = _filter_sql(tenant_id, f)
-    cur = await conn.execute(f"SELECT i.id FROM influencers i WHERE {where}",  # noqa: S608
-                             params)
-    return [r[0] for r in await cur.fetchall()]
+async def tenant_of(conn: AsyncConnection[Any], influencer_id: str) -> str | None:
+    cur = await conn.execute("SELECT tenant_id FROM influencers WHERE id = %s", (influencer_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
 
 
 async def accounts_by_influencer(

@@ -135,7 +135,8 @@ async def series(
     end: datetime,
     interval: Interval,
 ) -> list[Series]:
-    """One series per (platform, metric) with buckets in [start, end), oldest first."""
+    """One series per (platform, metric), oldest bucket first: every bucket that starts before
+    ``end`` and ends after ``start`` (the first one whole, as buckets are never split)."""
     check_range(start, end)
     relation, trunc = interval.value
     bucket = f"date_trunc('{trunc}', b.bucket_start, 'UTC')" if trunc else "b.bucket_start"
@@ -152,7 +153,8 @@ async def series(
             FROM {relation} b
             JOIN influencers i ON i.id = b.influencer_id AND i.tenant_id = %(tenant)s
             WHERE b.influencer_id = %(influencer)s
-              AND b.bucket_start >= %(start)s AND b.bucket_start < %(end)s
+              AND b.bucket_start >= date_trunc('{weak_unit}', %(start)s, 'UTC')
+              AND b.bucket_start < %(end)s
               AND (%(platforms)s::text[] IS NULL OR b.platform = ANY (%(platforms)s))
               AND (%(metrics)s::text[] IS NULL OR b.metric = ANY (%(metrics)s))
             GROUP BY 1, 2, 3
@@ -161,7 +163,8 @@ async def series(
                    min({_RANK}) AS rank
             FROM metric_buckets_1m m
             WHERE m.influencer_id = %(influencer)s AND m.provenance <> 'measured'
-              AND m.bucket_start >= %(start)s AND m.bucket_start < %(end)s
+              AND m.bucket_start >= date_trunc('{weak_unit}', %(start)s, 'UTC')
+              AND m.bucket_start < %(end)s
             GROUP BY 1, 2, 3
         )
         SELECT g.platform, g.metric, g.bucket, g.gain, g.observations,
@@ -232,17 +235,23 @@ async def leaderboard(
 ) -> list[LeaderboardRow]:
     """The tenant's top influencers by gain in the latest ``window`` that has data."""
     plat = platform or ALL_PLATFORMS
+    # The latest window end with data in this tenant: a backward scan of the index on
+    # (window_name, metric, platform, window_end) that stops at the first tenant row.
     query = """
-        WITH tenant_rows AS (
-            SELECT r.* FROM rolling_windows r
+        WITH latest AS (
+            SELECT r.window_end FROM rolling_windows r
             JOIN influencers i ON i.id = r.influencer_id AND i.tenant_id = %(tenant)s
             WHERE r.window_name = %(window)s AND r.metric = %(metric)s
               AND r.platform = %(platform)s
-        ), latest AS (SELECT max(window_end) AS window_end FROM tenant_rows)
-        SELECT t.influencer_id, t.platform, t.metric, t.window_name, t.window_start,
-               t.window_end, t.gain, t.value_at_end, t.provenance
-        FROM tenant_rows t JOIN latest l ON t.window_end = l.window_end
-        ORDER BY t.gain DESC, t.influencer_id LIMIT %(first)s"""
+            ORDER BY r.window_end DESC LIMIT 1
+        )
+        SELECT r.influencer_id, r.platform, r.metric, r.window_name, r.window_start,
+               r.window_end, r.gain, r.value_at_end, r.provenance
+        FROM rolling_windows r
+        JOIN latest l ON r.window_end = l.window_end
+        JOIN influencers i ON i.id = r.influencer_id AND i.tenant_id = %(tenant)s
+        WHERE r.window_name = %(window)s AND r.metric = %(metric)s AND r.platform = %(platform)s
+        ORDER BY r.gain DESC, r.influencer_id LIMIT %(first)s"""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, {"tenant": tenant_id, "window": window, "metric": metric,
                                   "platform": plat, "first": first})

@@ -9,11 +9,13 @@ bad field with the reason, ``NotFound`` says the id is not in your tenant.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import strawberry
+from redis.exceptions import RedisError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -27,6 +29,7 @@ from creatorpulse.sinks import registry
 from creatorpulse.topics import AGGREGATES
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @strawberry.type(description="One invalid input field and why.")
@@ -58,6 +61,8 @@ class Erased:
     rows: JSON = strawberry.field(description="Rows deleted per table.")
     cache_entries: int
     tombstone_topics: list[str]
+    pending: list[str] = strawberry.field(description=(
+        "Steps that could not be done now (`cache`, `tombstone:<topic>`); empty when complete."))
 
 
 @strawberry.type(description="Whether a platform is polled for your tenant.")
@@ -189,7 +194,7 @@ class Mutation:
                 metadata=input.metadata))
         except registry.NotFound:
             return NotFound(message=f"no influencer {str(input.id)!r} in your tenant")
-        await ctx.services.cache.invalidate(str(input.id))
+        await ctx.services.cache.invalidate(str(input.id), tenant)
         return await _reload_influencer(ctx, tenant, str(input.id)) or NotFound(message="gone")
 
     @strawberry.mutation(description=(
@@ -205,14 +210,14 @@ class Mutation:
                 await _write(ctx, registry.remove_influencer, tenant, influencer_id)
             except registry.NotFound:
                 return NotFound(message=f"no influencer {influencer_id!r} in your tenant")
-            await ctx.services.cache.invalidate(influencer_id)
+            await ctx.services.cache.invalidate(influencer_id, tenant)
             return Removed(id=id)
         try:
             done = await _write(ctx, management.erase_rows, tenant, influencer_id,
                                 _principal_name(ctx))
         except registry.NotFound:
             return NotFound(message=f"no influencer {influencer_id!r} in your tenant")
-        return await _finish_erasure(ctx, done)
+        return await _finish_erasure(ctx, done, tenant)
 
     @strawberry.mutation(description="Link a platform account; polling starts at once (editor).")
     async def link_account(self, info: Info, input: LinkAccountInput) -> AccountResult:
@@ -310,10 +315,21 @@ async def _set_status(info: Info, account_id: str, status: str) -> Account | Not
     return await _reload_account(ctx, tenant, account_id)
 
 
-async def _finish_erasure(ctx: Context, done: management.Erasure) -> Erased:
-    """After the database: refresh rollups, evict the cache, tombstone the keyed topic."""
+async def _finish_erasure(ctx: Context, done: management.Erasure, tenant: str) -> Erased:
+    """After the database: refresh rollups, evict the cache, tombstone the keyed topic.
+
+    The rows are gone once the transaction committed; a step that fails here (Redis or Kafka
+    down) is reported in ``pending`` and in the erasure's record, to be repeated, rather than
+    failing the whole erasure.
+    """
     services = ctx.services
-    dropped = await services.cache.invalidate(done.influencer_id)
+    pending: list[str] = []
+    dropped = 0
+    try:
+        dropped = await services.cache.invalidate(done.influencer_id, tenant)
+    except RedisError as exc:
+        log.warning("erasure %s: cache not evicted: %s", done.id, exc)
+        pending.append("cache")
     topics: list[str] = []
     if services.producer is not None:
         producer = services.producer
@@ -324,13 +340,20 @@ async def _finish_erasure(ctx: Context, done: management.Erasure) -> Erased:
                 msg = "the tombstone was not delivered within 10 s"
                 raise RuntimeError(msg)
 
-        await asyncio.to_thread(tombstone)
-        topics.append(AGGREGATES.name)
+        try:
+            await asyncio.to_thread(tombstone)
+            topics.append(AGGREGATES.name)
+        except Exception as exc:
+            log.warning("erasure %s: no tombstone on %s: %s", done.id, AGGREGATES.name, exc)
+            pending.append(f"tombstone:{AGGREGATES.name}")
+    else:
+        pending.append(f"tombstone:{AGGREGATES.name}")
     refreshed = False
     if done.time_range is not None:
         refreshed = await _write(ctx, management.refresh_rollups, done.time_range)
     await _write(ctx, management.record_scope, done.id,
-                 {"cache_entries": dropped, "tombstones": topics, "rollups_refreshed": refreshed})
+                 {"cache_entries": dropped, "tombstones": topics, "rollups_refreshed": refreshed,
+                  "pending": pending})
     return Erased(id=strawberry.ID(done.influencer_id), erasure_id=strawberry.ID(done.id),
                   erased_at=done.erased_at, rows=dict(done.rows), cache_entries=dropped,
-                  tombstone_topics=topics)
+                  tombstone_topics=topics, pending=pending)

@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from creatorpulse.graphql import influencers as inf
 from creatorpulse.graphql import metrics as met
-from creatorpulse.graphql.cache import cache_key
+from creatorpulse.graphql.cache import cache_key, influencer_dep, tenant_dep
 from creatorpulse.graphql.errors import InputError
 from creatorpulse.graphql.types import (
     Account,
@@ -156,7 +156,7 @@ class Query:
                 rows = await met.series(conn, tenant, str(influencer_id), platforms=plats,
                                         metrics=names, start=from_, end=to,
                                         interval=met.Interval[interval.name])
-            return rows, [str(influencer_id)]
+            return rows, [influencer_dep(str(influencer_id))]
 
         rows = await ctx.services.cache.get_or_compute(
             cache_key(tenant, "series", params), compute, _series_encode, _series_decode)
@@ -186,8 +186,7 @@ class Query:
             async with ctx.services.pool.connection() as conn:
                 rows = await met.aggregate(conn, tenant, metric=name, start=from_, end=to,
                                            group_by=met.GroupBy[group_by.name], f=f)
-                ids = await inf.ids_matching(conn, tenant, f)
-            return rows, ids
+            return rows, [tenant_dep(tenant)]
 
         rows = await ctx.services.cache.get_or_compute(
             cache_key(tenant, "aggregate", params), compute,
@@ -215,8 +214,7 @@ class Query:
             async with ctx.services.pool.connection() as conn:
                 rows = await met.leaderboard(conn, tenant, metric=name, window=win,
                                              platform=plat, first=n)
-                ids = await inf.ids_matching(conn, tenant, inf.InfluencerFilter())
-            return rows, ids
+            return rows, [tenant_dep(tenant)]
 
         rows = await ctx.services.cache.get_or_compute(
             cache_key(tenant, "leaderboard", params), compute, _leader_encode, _leader_decode)
@@ -241,7 +239,7 @@ class Query:
         async def compute() -> tuple[met.Rate | None, list[str]]:
             async with ctx.services.pool.connection() as conn:
                 found = await met.engagement_rates(conn, tenant, [key])
-            return found.get(key), [key.influencer_id]
+            return found.get(key), [influencer_dep(key.influencer_id)]
 
         rate = await ctx.services.cache.get_or_compute(
             cache_key(tenant, "rate", asdict(key)), compute, _rate_encode, _rate_decode)

@@ -110,9 +110,13 @@ class Account:
     linked_at: datetime
     has_credentials: bool = strawberry.field(
         description="Whether OAuth tokens are stored (they are never readable).")
+    last_poll_at: datetime | None = strawberry.field(description="Last poll, good or bad.")
     last_success_at: datetime | None = strawberry.field(description="Last successful poll.")
     next_poll_at: datetime | None = strawberry.field(description="When it is polled next.")
-    last_error: str | None = strawberry.field(description="The last poll's error, if it failed.")
+    last_error: str | None = strawberry.field(description="The last poll error (kept after a "
+                                              "later success; see lastErrorAt).")
+    last_error_at: datetime | None
+    consecutive_failures: int = strawberry.field(description="Polls failed in a row (0: healthy).")
     influencer_id: strawberry.ID
 
     @strawberry.field(description="The influencer this account belongs to.")
@@ -127,8 +131,10 @@ class Account:
             external_id=row.external_id, handle=row.handle, status=AccountStatus(row.status),
             poll_interval_seconds=int(row.poll_interval.total_seconds()),
             linked_at=row.created_at, has_credentials=row.has_credentials,
-            last_success_at=row.last_success_at, next_poll_at=row.next_poll_at,
-            last_error=row.last_error, influencer_id=strawberry.ID(row.influencer_id))
+            last_poll_at=row.last_poll_at, last_success_at=row.last_success_at,
+            next_poll_at=row.next_poll_at, last_error=row.last_error,
+            last_error_at=row.last_error_at, consecutive_failures=row.consecutive_failures,
+            influencer_id=strawberry.ID(row.influencer_id))
 
 
 @strawberry.type(description="The latest engagement rate under one formula, with its parts.")

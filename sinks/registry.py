@@ -447,3 +447,64 @@ def _no_influencer(influencer_id: str) -> NotFound:
 
 def _no_account(account_id: str) -> NotFound:
     return NotFound(f"no platform account {account_id!r} in this tenant")
+
+
+# --- poll state (migration 0005): what the pollers report per account ------------------------
+
+
+@dataclass(frozen=True)
+class PollState:
+    account_id: str
+    worker_id: str | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    observations: int  # published by polls of this account since it was linked
+    updated_at: datetime
+
+
+def poll_states(conn: psycopg.Connection, account_ids: Sequence[str]) -> dict[str, PollState]:
+    """The poll state of each account that has been polled at least once."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT account_id, worker_id, last_poll_at, last_success_at, next_poll_at, "
+            "last_error, last_error_at, consecutive_failures, observations, updated_at "
+            "FROM poll_state WHERE account_id = ANY (%s)",
+            (list(account_ids),),
+        ).fetchall()
+    return {r["account_id"]: PollState(**r) for r in rows}
+
+
+def record_poll(
+    conn: psycopg.Connection,
+    account_id: str,
+    worker_id: str,
+    at: datetime,
+    *,
+    next_poll_at: datetime | None,
+    error: str | None = None,
+    observations: int = 0,
+) -> None:
+    """Record one poll of an account: a success (``error`` None) or a failure and why."""
+    conn.execute(
+        "INSERT INTO poll_state AS p (account_id, worker_id, last_poll_at, last_success_at, "
+        "next_poll_at, last_error, last_error_at, consecutive_failures, observations) "
+        "SELECT %(a)s, %(w)s, %(at)s, CASE WHEN %(err)s::text IS NULL THEN %(at)s END, %(next)s, "
+        "%(err)s, CASE WHEN %(err)s::text IS NOT NULL THEN %(at)s END, "
+        "CASE WHEN %(err)s::text IS NULL THEN 0 ELSE 1 END, %(n)s "
+        "WHERE EXISTS (SELECT 1 FROM platform_accounts WHERE id = %(a)s) "
+        "ON CONFLICT (account_id) DO UPDATE SET worker_id = excluded.worker_id, "
+        "last_poll_at = excluded.last_poll_at, "
+        "last_success_at = coalesce(excluded.last_success_at, p.last_success_at), "
+        "next_poll_at = excluded.next_poll_at, "
+        "last_error = CASE WHEN %(err)s::text IS NULL THEN p.last_error ELSE %(err)s END, "
+        "last_error_at = coalesce(excluded.last_error_at, p.last_error_at), "
+        "consecutive_failures = CASE WHEN %(err)s::text IS NULL THEN 0 "
+        "                       ELSE p.consecutive_failures + 1 END, "
+        "observations = p.observations + %(n)s, updated_at = now()",
+        {"a": account_id, "w": worker_id, "at": at, "next": next_poll_at, "err": error,
+         "n": observations},
+    )

@@ -1,6 +1,6 @@
 -- What the GraphQL API manages besides the registry: which platforms each tenant has enabled,
--- backfill requests, and the record of erasures (which also serves as the suppression list:
--- an erased influencer id is never ingested again).
+-- backfill requests, and the record of erasures (ids only, so it can also serve as a suppression
+-- list for ingestion).
 
 -- No row means enabled: a tenant starts with every platform on.
 CREATE TABLE tenant_platforms (

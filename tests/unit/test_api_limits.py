@@ -191,3 +191,28 @@ def test_development_allows_introspection_deeper_than_the_depth_limit() -> None:
     result, _ = run(get_introspection_query(descriptions=True), API_MAX_DEPTH="3")
     assert result.errors is None
     assert result.data["__schema"]["queryType"]["name"] == "Query"
+
+
+# --- the rate limiter's policy when Redis is down -----------------------------------------
+
+
+class DownBucket:
+    capacity, refill = 100, 1
+
+    async def charge(self, client: str, cost: int) -> Any:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        msg = "redis is down"
+        raise RedisConnectionError(msg)
+
+
+def test_without_redis_anonymous_callers_are_refused_and_known_ones_served() -> None:
+    schema = build_schema(settings())
+    anonymous = CountingContext(principal=None, bucket=DownBucket(), client_key="ip:1.2.3.4")
+    result = asyncio.run(schema.execute("{ accounts { id } }", context_value=anonymous))
+    assert codes(result) == ["RATE_LIMITED"]
+    assert result.errors[0].extensions["retryAfter"] == 1
+    assert anonymous.calls == 0
+    known = CountingContext(bucket=DownBucket())
+    result = asyncio.run(schema.execute("{ accounts { id } }", context_value=known))
+    assert known.calls == 1  # served (and here fails later, in the stub's resolver)

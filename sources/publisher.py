@@ -1,0 +1,124 @@
+"""Publishing what the pollers read: observations, and dead letters for what could not be mapped.
+
+The Kafka producer is built by the entry point (:func:`make_producer`: idempotent, ``acks=all``)
+and injected. Records are keyed by account (``platform:account``) so one account's readings stay
+in order on one partition. Every produce has a delivery callback; a failed delivery is logged
+with its topic and partition and counted. :meth:`Publisher.flush` waits for what is in flight:
+the worker calls it on SIGTERM before it exits.
+
+A payload a connector could not map becomes a :class:`~creatorpulse.events.DeadLetter` on
+``engagement.dlq``, with the original bytes, the platform, the account and the reason; polling
+goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from creatorpulse.events import DeadLetter
+from creatorpulse.observation import Observation, Platform
+from creatorpulse.settings import Settings
+from creatorpulse.sources.base import Account, MappingError, Poll
+from creatorpulse.topics import DLQ, OBSERVATIONS
+
+log = logging.getLogger(__name__)
+
+
+class Producer(Protocol):
+    """The part of confluent_kafka.Producer the publisher uses."""
+
+    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+def producer_config(settings: Settings, client_id: str = "creatorpulse-sources") -> dict[str, Any]:
+    """Idempotent, acknowledged by all in-sync replicas, ordered per key even on retries."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 20,
+        "compression.type": "lz4",
+    }
+
+
+def make_producer(settings: Settings, client_id: str = "creatorpulse-sources") -> Producer:
+    from confluent_kafka import Producer as KafkaProducer
+
+    producer: Producer = KafkaProducer(producer_config(settings, client_id))
+    return producer
+
+
+class Publisher:
+    """Observations and dead letters onto their topics, through an injected producer."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        observations_topic: str = OBSERVATIONS.name,
+        dlq_topic: str = DLQ.name,
+        source: str = "poller",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._producer = producer
+        self.observations_topic = observations_topic
+        self.dlq_topic = dlq_topic
+        self._source = source
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.delivered = 0
+        self.failed = 0
+
+    def publish_poll(self, account: Account, poll: Poll) -> None:
+        """A poll's observations, and a dead letter for each part it could not map."""
+        self.observations(poll.observations)
+        for error in poll.dead_letters:
+            self.dead_letter(account.platform, account.id, error)
+
+    def observations(self, observations: Iterable[Observation]) -> None:
+        for o in observations:
+            self._produce(self.observations_topic, o.key, o.to_json())
+        self._producer.poll(0)  # serve delivery callbacks
+
+    def dead_letter(self, platform: Platform | None, account_id: str | None,
+                    error: MappingError) -> None:
+        letter = DeadLetter(source=self._source, platform=platform, account_id=account_id,
+                            reason=error.reason, payload=error.payload, at=self._clock())
+        log.warning("dead letter: %s account %s: %s (%d bytes)", platform, account_id,
+                    error.reason, len(error.payload))
+        self._produce(self.dlq_topic, letter.key, letter.to_json())
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for every record in flight; returns how many are still undelivered."""
+        left = self._producer.flush(timeout)
+        if left:
+            log.error("%d records still undelivered after %.0fs", left, timeout)
+        return left
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                return
+            except BufferError:
+                # The local queue is full: serve deliveries until there is room.
+                self._producer.poll(0.5)
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        with self._lock:
+            if err is None:
+                self.delivered += 1
+                return
+            self.failed += 1
+        log.error("delivery to %s [%s] failed: %s (key %s)", msg.topic(), msg.partition(), err,
+                  (msg.key() or b"").decode(errors="replace"))

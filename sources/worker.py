@@ -1,0 +1,392 @@
+"""A polling worker: holds leases on accounts, polls them on their cadence, publishes the results.
+
+One worker is one process (``creatorpulse sources run``; ``--workers N`` starts N of them). Its
+main loop, on one thread:
+
+- renews its leases and heartbeat every third of the lease period (:mod:`.leases`);
+- syncs with the registry every second and at once on ``NOTIFY creatorpulse_registry``: a new or
+  resumed account is claimed and polled at once, a paused or unlinked one is released;
+- takes poll hints (``engagement.hints``) for the accounts it holds: poll now, only the content
+  named when it is tracked;
+- hands due polls to a thread pool, one poll at a time per account.
+
+A poll calls the platform's connector (``sources/registry.py``) through an :class:`AccountApi`,
+publishes observations and dead letters, feeds the :class:`Cadence`, and records the outcome in
+``poll_state``. A failing poll never stops the worker: the error is recorded (without secrets)
+and the account is tried again after a backoff. SIGTERM stops the loop, lets running polls end,
+releases the leases (so the others take over at once) and flushes the producer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import redis
+
+from creatorpulse.events import EventError, PollHint
+from creatorpulse.observation import Platform
+from creatorpulse.settings import Settings
+from creatorpulse.sinks import registry
+from creatorpulse.sinks.registry import PlatformAccount
+from creatorpulse.sources.base import (
+    Account,
+    ApiError,
+    Connector,
+    Content,
+    Gone,
+    MappingError,
+    Poll,
+    Retry,
+    SourceError,
+)
+from creatorpulse.sources.cadence import Cadence, Policy
+from creatorpulse.sources.http import AccountApi
+from creatorpulse.sources.leases import Leases, plan
+from creatorpulse.sources.oauth import SessionFactory, TokenManager
+from creatorpulse.sources.publisher import Publisher
+from creatorpulse.sources.ratelimit import Limiter, backoff, system_random
+from creatorpulse.tokens import VaultError
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
+ConnectorLookup = Callable[[Platform], Any]
+
+
+def default_connectors(platform: Platform) -> Connector:
+    """The platform's connector from ``sources/registry.py`` (a class or an instance)."""
+    from creatorpulse.sources.registry import connector
+
+    found = connector(platform)
+    return found() if isinstance(found, type) else found
+
+
+def interrupted_sleep(stop: threading.Event, seconds: float) -> None:
+    """Sleep, unless ``stop`` is set first: then raise Retry so the poll ends at once."""
+    if stop.wait(seconds):
+        msg = "the worker is stopping"
+        raise Retry(msg)
+
+
+@dataclass
+class Held:
+    """An account this worker holds, with its schedule and what is waiting for it."""
+
+    account: Account
+    cadence: Cadence
+    api: AccountApi
+    connector: Connector
+    hinted_account: bool = False
+    hinted_content: set[str] = field(default_factory=set)
+    failures: int = 0
+    running: Future[None] | None = None
+
+
+def to_account(row: PlatformAccount) -> Account:
+    return Account(id=row.id, tenant_id=row.tenant_id, influencer_id=row.influencer_id,
+                   platform=row.platform, external_id=row.external_id, handle=row.handle)
+
+
+class Worker:
+    """One polling worker. Build it at the entry point with its clients; call :meth:`run`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        connect: Connect,
+        listen_dsn: str,
+        redis_client: redis.Redis,
+        publisher: Publisher,
+        limiter: Limiter,
+        tokens: TokenManager,
+        sessions: SessionFactory,
+        connectors: ConnectorLookup = default_connectors,
+        hints: Any | None = None,
+        worker_id: str | None = None,
+        threads: int = 8,
+        prefix: str = "creatorpulse",
+        tenant_id: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rand: Callable[[], float] | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self._connect = connect
+        self._listen_dsn = listen_dsn
+        self._publisher = publisher
+        self._limiter = limiter
+        self._tokens = tokens
+        self._sessions = sessions
+        self._connectors = connectors
+        self._connector_cache: dict[Platform, Connector] = {}
+        self._hints = hints  # a confluent_kafka Consumer already assigned to the hints topic
+        self._tenant_id = tenant_id
+        self._clock = clock
+        self._rand = rand or system_random()
+        self._policy = Policy.from_settings(settings)
+        self.leases = Leases(redis_client, self.worker_id, settings.lease_ttl, prefix=prefix)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll")
+        self._held: dict[str, Held] = {}
+        self._hint_queue: queue.Queue[PollHint] = queue.Queue()
+        self._stop = stop_event or threading.Event()
+        self._dirty = True
+        self.polls = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to end (signal-safe: it only sets an event)."""
+        self._stop.set()
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that a stopping worker cuts short (the poll then ends as a Retry)."""
+        interrupted_sleep(self._stop, seconds)
+
+    @property
+    def held(self) -> list[str]:
+        return sorted(self._held)
+
+    def run(self) -> None:
+        """Poll until :meth:`stop`; then release the leases and flush."""
+        ttl = self.settings.lease_ttl.total_seconds()
+        beat_every = ttl / 3
+        sync_every = min(1.0, ttl / 5)
+        log.info("worker %s starting (lease %gs)", self.worker_id, ttl)
+        hint_thread = None
+        if self._hints is not None:
+            hint_thread = threading.Thread(target=self._consume_hints, name="hints", daemon=True)
+            hint_thread.start()
+        listener: psycopg.Connection | None = None
+        next_beat = next_sync = 0.0
+        live = 1
+        try:
+            while not self._stop.is_set():
+                try:
+                    if listener is None:
+                        listener = psycopg.connect(self._listen_dsn, autocommit=True,
+                                                   connect_timeout=10)
+                        listener.execute(f"LISTEN {registry.CHANNEL}")
+                        self._dirty = True  # changes may have been missed while away
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        live = self.leases.heartbeat()
+                        self._renew()
+                        next_beat = now + beat_every
+                    if self._dirty or now >= next_sync:
+                        self._dirty = False
+                        self._sync(live)
+                        next_sync = time.monotonic() + sync_every
+                    self._take_hints()
+                    self._dispatch()
+                    for _ in listener.notifies(timeout=0.2, stop_after=1):
+                        self._dirty = True
+                except psycopg.Error as exc:
+                    # The registry is unreachable: keep polling what is held, try again soon.
+                    log.warning("registry unavailable (%s); retrying", type(exc).__name__)
+                    if listener is not None:
+                        listener.close()
+                    listener = None
+                    self._stop.wait(1)
+                except redis.RedisError as exc:
+                    log.warning("redis unavailable (%s); retrying", type(exc).__name__)
+                    self._stop.wait(1)
+        finally:
+            if listener is not None:
+                listener.close()
+            self._shutdown()
+            if hint_thread is not None:
+                hint_thread.join(5)
+
+    def _shutdown(self) -> None:
+        log.info("worker %s stopping: waiting for %d running polls", self.worker_id,
+                 sum(1 for h in self._held.values() if h.running and not h.running.done()))
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.leases.release(list(self._held))
+        self.leases.leave()
+        self._held.clear()
+        left = self._publisher.flush(30)
+        log.info("worker %s stopped; %d records undelivered", self.worker_id, left)
+
+    # --- leases and registry ---------------------------------------------------------------
+
+    def _renew(self) -> None:
+        for account_id in self.leases.renew(list(self._held)):
+            log.warning("lost the lease of account %s; another worker polls it now", account_id)
+            self._drop(account_id)
+
+    def _sync(self, live: int) -> None:
+        with self._connect() as conn:
+            rows = registry.list_accounts(conn, self._tenant_id, status=registry.ACTIVE)
+        active = {r.id: r for r in rows}
+        claim, release = plan(self.worker_id, list(active), list(self._held), live)
+        for account_id in release:
+            self._drop(account_id)
+        self.leases.release(release)
+        for account_id, held in self._held.items():  # a changed interval or handle
+            row = active[account_id]
+            held.cadence.base_interval = row.poll_interval
+            held.account = to_account(row)
+        share = -(-len(active) // max(1, live))  # ceil: this worker's fair share
+        for account_id in claim:
+            if len(self._held) >= share:
+                break
+            if self.leases.claim(account_id):
+                self._adopt(active[account_id])
+
+    def _adopt(self, row: PlatformAccount) -> None:
+        account = to_account(row)
+        try:
+            connector = self._connector(account.platform)
+        except Exception as exc:  # an unknown or broken connector must not stop the others
+            log.error("no connector for %s: %s", account.platform, exc)
+            self.leases.release([account.id])
+            return
+        api = AccountApi(account=account, connector=connector,
+                         session=self._sessions(account.platform.value), tokens=self._tokens,
+                         limiter=self._limiter, settings=self.settings, clock=self._clock,
+                         sleep=self.sleep, rand=self._rand)
+        self._held[account.id] = Held(account, Cadence(self._policy, row.poll_interval), api,
+                                      connector)
+        log.info("worker %s now polls %s account %s (%s)", self.worker_id, account.platform,
+                 account.id, account.handle or account.external_id)
+
+    def _drop(self, account_id: str) -> None:
+        held = self._held.pop(account_id, None)
+        if held is not None:
+            self._tokens.forget(account_id)
+            log.info("worker %s stops polling account %s", self.worker_id, account_id)
+
+    def _connector(self, platform: Platform) -> Connector:
+        if platform not in self._connector_cache:
+            self._connector_cache[platform] = self._connectors(platform)
+        return self._connector_cache[platform]
+
+    # --- hints ------------------------------------------------------------------------------
+
+    def _consume_hints(self) -> None:
+        assert self._hints is not None
+        while not self._stop.is_set():
+            msg = self._hints.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                log.warning("hints: %s", msg.error())
+                continue
+            try:
+                self._hint_queue.put(PollHint.from_json(msg.value()))
+            except EventError as exc:
+                log.warning("hints: skipping a bad record at %s [%s] offset %s: %s",
+                            msg.topic(), msg.partition(), msg.offset(), exc)
+        self._hints.close()
+
+    def _take_hints(self) -> None:
+        while True:
+            try:
+                hint = self._hint_queue.get_nowait()
+            except queue.Empty:
+                return
+            for held in self._held.values():
+                a = held.account
+                if a.platform == hint.platform and a.external_id == hint.external_account_id:
+                    if hint.content_id and hint.content_id in held.cadence.tracked:
+                        held.hinted_content.add(hint.content_id)
+                    else:
+                        held.hinted_account = True
+                    log.info("hint for account %s (%s): polling now", a.id, hint.reason)
+
+    # --- polling ----------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        now = self._clock()
+        for held in self._held.values():
+            if held.running is not None and not held.running.done():
+                continue
+            whole = held.hinted_account or held.cadence.account_due(now)
+            if whole or held.hinted_content or held.cadence.due_content(now):
+                hinted = set(held.hinted_content)
+                held.hinted_account = False
+                held.hinted_content.clear()
+                held.running = self._pool.submit(self._poll, held, whole, hinted)
+
+    def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
+        account, cadence = held.account, held.cadence
+        now = self._clock()
+        connector = held.connector
+        poll = Poll()
+        error: str | None = None
+        content: list[Content] = []
+        try:
+            if whole:
+                poll = connector.fetch_account(held.api, account, now)
+                cadence.after_account_poll(now, poll)
+            seen = {c.id for c in poll.content}
+            content = [c for c in cadence.due_content(now) if c.id not in seen]
+            content += [cadence.tracked[c].content for c in hinted
+                        if c in cadence.tracked and c not in seen
+                        and c not in {x.id for x in content}]
+            if content:
+                part = connector.fetch_content(held.api, account, content, now)
+                cadence.after_content_poll(now, part, [c.id for c in content])
+                poll.extend(part)
+            held.failures = 0
+        except Retry as exc:
+            error = f"retry: {exc.reason}"
+            self._delay(held, content, whole, now, exc.after)
+        except MappingError as exc:
+            self._publisher.dead_letter(account.platform, account.id, exc)
+            error = f"unmappable answer: {exc.reason}"
+            self._delay(held, content, whole, now, None)
+        except Gone as exc:
+            if exc.content_id:
+                poll.deleted.append(exc.content_id)
+                cadence.tracked.pop(exc.content_id, None)
+            error = f"gone: {exc}"
+            self._delay(held, content, whole, now, self._policy.max_interval)
+        except (ApiError, SourceError, VaultError) as exc:
+            error = str(exc)
+            self._delay(held, content, whole, now, None)
+        except Exception as exc:  # a connector bug must not stop the worker
+            log.exception("poll of %s account %s failed", account.platform, account.id)
+            error = f"unexpected {type(exc).__name__}"
+            self._delay(held, content, whole, now, None)
+        try:
+            self._publisher.publish_poll(account, poll)
+        except Exception:
+            log.exception("publishing the poll of account %s failed", account.id)
+        self.polls += 1
+        if error:
+            log.warning("poll of %s account %s: %s", account.platform, account.id, error)
+        try:
+            with self._connect() as conn:
+                registry.record_poll(conn, account.id, self.worker_id, now,
+                                     next_poll_at=cadence.next_wake(), error=error,
+                                     observations=len(poll.observations))
+        except psycopg.Error as exc:
+            log.warning("could not record the poll of account %s: %s", account.id,
+                        type(exc).__name__)
+
+    def _delay(self, held: Held, content: list[Content], whole: bool, now: datetime,
+               after: timedelta | None) -> None:
+        held.failures += 1
+        if after is None:
+            after = max(self.settings.retry_base,
+                        backoff(held.failures, self.settings.retry_base,
+                                max(self.settings.retry_max, self.settings.retry_base),
+                                self._rand))
+        until = now + after
+        if whole:
+            held.cadence.delay_account(until)
+        held.cadence.delay_content([c.id for c in content], until)
