@@ -145,7 +145,7 @@ def plain_routes(settings: Settings) -> list[Any]:
     from creatorpulse.graphql import influencers as inf
     from creatorpulse.graphql import metrics as met
     from creatorpulse.graphql.auth import AuthError, authenticate
-    from creatorpulse.graphql.cache import cache_key
+    from creatorpulse.graphql.cache import cache_key, influencer_dep, tenant_dep
     from creatorpulse.graphql.queries import (
         _leader_decode,
         _leader_encode,
@@ -178,7 +178,7 @@ def plain_routes(settings: Settings) -> list[Any]:
                 rows = await met.series(conn, tenant, influencer, platforms=None,
                                         metrics=["likes", "views"], start=since, end=until,
                                         interval=met.Interval.HOUR)
-            return rows, [influencer]
+            return rows, [influencer_dep(influencer)]
 
         rows = await services.cache.get_or_compute(cache_key(tenant, "plain-series", params),
                                                    compute, _series_encode, _series_decode)
@@ -201,8 +201,7 @@ def plain_routes(settings: Settings) -> list[Any]:
             async with services.pool.connection() as conn:
                 rows = await met.leaderboard(conn, tenant, metric=metric, window=window,
                                              platform=None, first=first)
-                ids = await inf.ids_matching(conn, tenant, inf.InfluencerFilter())
-            return rows, ids
+            return rows, [tenant_dep(tenant)]
 
         rows = await services.cache.get_or_compute(
             cache_key(tenant, "plain-leaderboard", params), compute, _leader_encode,

@@ -320,8 +320,9 @@ class HubStats:
 Leaderboard = Callable[[LeaderboardKey], Awaitable[Any]]
 """Computes the current leaderboard for a key; the result must compare with ``==``."""
 
-Invalidate = Callable[[str], Awaitable[Any]]
-"""Forgets the cached aggregate queries of one influencer."""
+Invalidate = Callable[[str, str | None], Awaitable[Any]]
+"""Forgets the cached answers that one influencer's data may change (influencer id, tenant id
+when known)."""
 
 QUEUE_SIZE = 256
 """Batches a metric subscriber may have unread before it is dropped."""
@@ -536,7 +537,7 @@ class LiveHub:
         ids = {a.influencer_id for a in batch}
         tenants = await self.tenants.lookup(ids)
         if self._invalidate is not None:
-            await self._invalidate_all(ids)
+            await self._invalidate_all({i: tenants.get(i) for i in ids})
         by_tenant: dict[str, list[Aggregate]] = {}
         for aggregate in batch:
             tenant = tenants.get(aggregate.influencer_id)
@@ -554,10 +555,10 @@ class LiveHub:
                 if any(key.touched_by(a) for a in aggregates):
                     self._request_refresh(board)
 
-    async def _invalidate_all(self, ids: Iterable[str]) -> None:
+    async def _invalidate_all(self, tenants: Mapping[str, str | None]) -> None:
         assert self._invalidate is not None
         results = await asyncio.gather(
-            *(self._invalidate(i) for i in ids), return_exceptions=True
+            *(self._invalidate(i, t) for i, t in tenants.items()), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, Exception)]
         if failures:

@@ -266,18 +266,20 @@ async def test_a_slow_subscriber_is_dropped_without_holding_others() -> None:
 
 
 async def test_cache_is_invalidated_once_per_influencer_per_batch() -> None:
-    invalidated: list[str] = []
+    invalidated: list[tuple[str, str | None]] = []
 
-    async def invalidate(influencer_id: str) -> None:
-        invalidated.append(influencer_id)
+    async def invalidate(influencer_id: str, tenant_id: str | None) -> None:
+        invalidated.append((influencer_id, tenant_id))
         if influencer_id == "inf-a2":
             raise ConnectionError("redis is down")
 
     h = hub(invalidate=invalidate)
     async with h.metric_updates(MetricKey.of("tenant-a")) as sub:
-        await h.publish([agg("inf-a1"), agg("inf-a1", metric="views"), agg("inf-a2")])
+        await h.publish([agg("inf-a1"), agg("inf-a1", metric="views"), agg("inf-a2"),
+                         agg("stranger")])
         assert len(await next_of(sub)) == 3
-    assert sorted(invalidated) == ["inf-a1", "inf-a2"]
+    assert sorted(invalidated, key=str) == [
+        ("inf-a1", "tenant-a"), ("inf-a2", "tenant-a"), ("stranger", None)]
     assert h.stats.invalidation_errors == 1
 
 
