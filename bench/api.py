@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -225,7 +227,7 @@ def plain_routes(settings: Settings) -> list[Any]:
             Route("/plain/leaderboard", leaderboard), Route("/plain/influencers", influencers)]
 
 
-def serve(fd: int, topic: str) -> None:
+def serve(fd: int, topic: str, profile: str | None = None) -> None:
     """The child process: the API app plus the plain JSON routes, on an inherited socket."""
     import logging
 
@@ -244,22 +246,35 @@ def serve(fd: int, topic: str) -> None:
     # As `creatorpulse api serve` runs it: uvicorn's defaults, one worker.
     config = uvicorn.Config(app, fd=fd, log_level="warning", lifespan="on", access_log=False,
                             backlog=2048)
+    if profile:
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile()
+        # uvicorn re-raises SIGTERM after its shutdown: the benchmark asks for the dump first.
+        signal.signal(signal.SIGUSR2, lambda *_: profiler.dump_stats(profile))
+        profiler.enable()
     uvicorn.Server(config).run()
 
 
 class Server:
     """The API in a child process on a loopback socket bound here (no port guessing)."""
 
-    def __init__(self, topic: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, topic: str, env: dict[str, str] | None = None,
+                 profile: str | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(2048)
         self.port = self.sock.getsockname()[1]
         env = {**os.environ, **SERVER_ENV, **(env or {})}
+        self.profile = profile
+        if profile:
+            Path(profile).unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve-fd",
-             str(self.sock.fileno()), "--topic", topic],
+             str(self.sock.fileno()), "--topic", topic,
+             *(["--serve-profile", profile] if profile else [])],
             pass_fds=[self.sock.fileno()], env=env, cwd=str(ROOT))
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -280,6 +295,11 @@ class Server:
         msg = "the API server did not become ready"
         raise RuntimeError(msg)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system), whatever the load."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __enter__(self) -> Server:
         self.wait_ready()
         return self
@@ -288,6 +308,12 @@ class Server:
         self.stop()
 
     def stop(self) -> None:
+        if self.profile:
+            self.proc.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 30
+            while not Path(self.profile).exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
         self.proc.terminate()
         try:
             self.proc.wait(20)
@@ -341,15 +367,20 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
 
     def summary(self) -> dict[str, float]:
-        return {"rps": round(self.rps, 1), "p50_ms": round(percentile(self.latencies_ms, 50), 2),
-                "p99_ms": round(percentile(self.latencies_ms, 99), 2),
-                "errors": self.errors, "requests": self.requests}
+        out = {"rps": round(self.rps, 1), "p50_ms": round(percentile(self.latencies_ms, 50), 2),
+               "p99_ms": round(percentile(self.latencies_ms, 99), 2),
+               "errors": self.errors, "requests": self.requests}
+        if self.server_cpu_s is not None and self.requests:
+            # Independent of other load on the machine: what one request costs the server.
+            out["server_cpu_ms_per_request"] = round(self.server_cpu_s / self.requests * 1000, 3)
+        return out
 
 
 def check(status: int, body: bytes) -> bool:
@@ -357,7 +388,7 @@ def check(status: int, body: bytes) -> bool:
 
 
 async def closed_loop(port: int, make: Callable[[int], bytes], concurrency: int,
-                      duration: float) -> LoadResult:
+                      duration: float, server: Server | None = None) -> LoadResult:
     """``concurrency`` clients, each sending its next request when the last one answered."""
     latencies: list[float] = []
     errors = 0
@@ -379,8 +410,10 @@ async def closed_loop(port: int, make: Callable[[int], bytes], concurrency: int,
             conn.writer.close()
 
     started = time.perf_counter()
+    cpu = server.cpu_seconds() if server else 0.0
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    return LoadResult(len(latencies), errors, time.perf_counter() - started, latencies)
+    used = server.cpu_seconds() - cpu if server else None
+    return LoadResult(len(latencies), errors, time.perf_counter() - started, latencies, used)
 
 
 async def open_loop(port: int, make: Callable[[int], bytes], rate: float,
@@ -465,26 +498,29 @@ SUBSCRIPTION = """subscription Live($ids: [ID!]) {
     influencerId metric window gain windowEnd } }"""
 
 
-async def fanout(port: int, token: str, s: Seed, topic: str, bootstrap: str, subscribers: int,
-                 keys: int, rounds: int, interval: float) -> dict[str, Any]:
+async def fanout(server: Server, token: str, s: Seed, topic: str, bootstrap: str,
+                 subscribers: int, keys: int, rounds: int, interval: float) -> dict[str, Any]:
     """``subscribers`` graphql-transport-ws clients over ``keys`` distinct subscriptions."""
     from confluent_kafka import Producer
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
-    url = f"ws://127.0.0.1:{port}/graphql"
+    url = f"ws://127.0.0.1:{server.port}/graphql"
     targets = s.influencers[:keys]
     sent: dict[int, float] = {}
     delays: list[float] = []
     got_warm: set[int] = set()
     ready = 0
     gate = asyncio.Semaphore(64)
-    done = asyncio.Event()
+
+    sockets: list[Any] = []
 
     async def subscriber(n: int) -> None:
         nonlocal ready
         async with gate:
             ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None,
                                open_timeout=60, ping_interval=None)
+            sockets.append(ws)
             await ws.send(json.dumps({"type": "connection_init", "payload": {"token": token}}))
             ack = json.loads(await ws.recv())
             if ack.get("type") != "connection_ack":
@@ -493,12 +529,8 @@ async def fanout(port: int, token: str, s: Seed, topic: str, bootstrap: str, sub
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
                 "query": SUBSCRIPTION, "variables": {"ids": [targets[n % keys]]}}}))
         ready += 1
-        try:
-            while not done.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 1.0)
-                except TimeoutError:
-                    continue
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:  # ends when the run closes the socket
                 now = time.perf_counter()
                 message = json.loads(raw)
                 if message.get("type") != "next":
@@ -509,8 +541,6 @@ async def fanout(port: int, token: str, s: Seed, topic: str, bootstrap: str, sub
                     got_warm.add(n)
                 elif gain in sent:
                     delays.append((now - sent[gain]) * 1000)
-        finally:
-            await ws.close()
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "1"})
 
@@ -542,6 +572,7 @@ async def fanout(port: int, token: str, s: Seed, topic: str, bootstrap: str, sub
         warm -= 1
         await asyncio.sleep(0.5)
     say(f"fan-out: all subscribed; {rounds} rounds of {keys} aggregates, every {interval} s")
+    cpu = server.cpu_seconds()
     for r in range(1, rounds + 1):
         sent[r] = time.perf_counter()
         produce(r)
@@ -552,9 +583,11 @@ async def fanout(port: int, token: str, s: Seed, topic: str, bootstrap: str, sub
     deadline = time.perf_counter() + 30
     while len(delays) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.1)
-    done.set()
+    used = server.cpu_seconds() - cpu
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     await asyncio.gather(*tasks, return_exceptions=True)
     return {
+        "server_cpu_ms_per_delivery": round(used / max(1, len(delays)) * 1000, 3),
         "subscribers": subscribers, "distinct_subscriptions": keys, "rounds": rounds,
         "deliveries": len(delays), "expected_deliveries": expected,
         "p50_ms": round(percentile(delays, 50), 1), "p99_ms": round(percentile(delays, 99), 1),
@@ -581,19 +614,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="concurrent websocket subscribers (default 1000)")
     parser.add_argument("--keys", type=int, default=10,
                         help="distinct subscriptions among them (default 10)")
-    parser.add_argument("--rounds", type=int, default=30,
-                        help="fresh aggregate rounds in the fan-out (default 30)")
-    parser.add_argument("--interval", type=float, default=0.5,
-                        help="seconds between rounds (default 0.5)")
+    parser.add_argument("--rounds", type=int, default=20,
+                        help="fresh aggregate rounds in the fan-out (default 20)")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between rounds (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--skip-queries", action="store_true", help="only the fan-out")
     parser.add_argument("--skip-fanout", action="store_true", help="only the queries")
+    parser.add_argument("--profile-server", metavar="FILE",
+                        help="write a cProfile of the (cached) API server to FILE")
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-profile", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-async def measure_queries(args: argparse.Namespace, port: int, token: str, s: Seed,
+async def measure_queries(args: argparse.Namespace, server: Server, token: str, s: Seed,
                           *, cached: bool) -> dict[str, Any]:
     """Each query through GraphQL and through the plain endpoint, on one server."""
     label = "cached" if cached else "uncached"
@@ -605,20 +641,25 @@ async def measure_queries(args: argparse.Namespace, port: int, token: str, s: Se
         def plain(n: int, sc: Scenario = sc) -> bytes:
             return get(sc.plain, token)
 
+        port = server.port
         await closed_loop(port, gql, 4, 1.0)  # warm the cache and the code paths
         await closed_loop(port, plain, 4, 1.0)
         say(f"{sc.name}: {label}, concurrency {args.concurrency}")
-        results = {"graphql": await closed_loop(port, gql, args.concurrency, args.duration)}
+        results = {"graphql": await closed_loop(port, gql, args.concurrency, args.duration,
+                                                server)}
         say(f"{sc.name}: {label}, plain JSON endpoint, concurrency {args.concurrency}")
-        results["plain"] = await closed_loop(port, plain, args.concurrency, args.duration)
+        results["plain"] = await closed_loop(port, plain, args.concurrency, args.duration,
+                                             server)
         if cached:
             say(f"{sc.name}: {label}, at {args.rate:.0f} requests/s")
             results["graphql_paced"] = await open_loop(port, gql, args.rate, args.duration)
         out[sc.name] = {name: r.summary() for name, r in results.items()}
         for name, r in results.items():
             summary = r.summary()
+            cpu = summary.get("server_cpu_ms_per_request")
             say(f"  {name:14s} {summary['rps']:8.1f} req/s  p50 {summary['p50_ms']:7.2f} ms  "
-                f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}")
+                f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}"
+                + (f"  server CPU {cpu:.2f} ms/request" if cpu is not None else ""))
     return out
 
 
@@ -631,6 +672,10 @@ def headline(cached: dict[str, Any], uncached: dict[str, Any], fan: dict[str, An
         h["cached_p99_ms_at_rps"] = rate
         h["cached_rps"] = min(q["graphql"]["rps"] for q in cached.values())
         h["cached_p99_ms_at_max_rps"] = max(q["graphql"]["p99_ms"] for q in cached.values())
+        h["cached_server_cpu_ms_per_request"] = max(
+            q["graphql"]["server_cpu_ms_per_request"] for q in cached.values())
+        h["plain_server_cpu_ms_per_request"] = max(
+            q["plain"]["server_cpu_ms_per_request"] for q in cached.values())
         h["plain_rps"] = min(q["plain"]["rps"] for q in cached.values())
         h["graphql_to_plain_rps_ratio"] = round(
             min(q["graphql"]["rps"] / q["plain"]["rps"] for q in cached.values()), 2)
@@ -641,6 +686,7 @@ def headline(cached: dict[str, Any], uncached: dict[str, Any], fan: dict[str, An
     if fan:
         h["fanout_subscribers"] = fan["subscribers"]
         h["fanout_p99_ms"] = fan["p99_ms"]
+        h["fanout_server_cpu_ms_per_delivery"] = fan["server_cpu_ms_per_delivery"]
     return h
 
 
@@ -672,13 +718,13 @@ async def run(args: argparse.Namespace) -> int:
             # A cache that forgets within a millisecond: every request misses and stores.
             with Server(topic, {"CREATORPULSE_API_CACHE_TTL": "1ms"}) as server:
                 say(f"API without cache (uvicorn, one worker) on 127.0.0.1:{server.port}")
-                uncached = await measure_queries(args, server.port, token, s, cached=False)
-        with Server(topic) as server:
+                uncached = await measure_queries(args, server, token, s, cached=False)
+        with Server(topic, profile=args.profile_server) as server:
             say(f"API (uvicorn, one worker) on 127.0.0.1:{server.port}")
             if not args.skip_queries:
-                cached = await measure_queries(args, server.port, token, s, cached=True)
+                cached = await measure_queries(args, server, token, s, cached=True)
             if not args.skip_fanout:
-                fan = await fanout(server.port, token, s, topic, settings.kafka_bootstrap,
+                fan = await fanout(server, token, s, topic, settings.kafka_bootstrap,
                                    args.subscribers, min(args.keys, len(s.influencers)),
                                    args.rounds, args.interval)
     finally:
@@ -707,7 +753,7 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.serve_fd is not None:
-        serve(args.serve_fd, args.topic)
+        serve(args.serve_fd, args.topic, args.serve_profile)
         return 0
     return asyncio.run(run(args))
 
