@@ -650,9 +650,13 @@ async def measure_queries(args: argparse.Namespace, server: Server, token: str, 
         say(f"{sc.name}: {label}, plain JSON endpoint, concurrency {args.concurrency}")
         results["plain"] = await closed_loop(port, plain, args.concurrency, args.duration,
                                              server)
-        if cached:
+        if cached and results["graphql"].rps >= args.rate:
             say(f"{sc.name}: {label}, at {args.rate:.0f} requests/s")
             results["graphql_paced"] = await open_loop(port, gql, args.rate, args.duration)
+        elif cached:
+            # Below the rate even flat out: a fixed-rate run would only measure its queue.
+            say(f"{sc.name}: {label}, {args.rate:.0f} requests/s is above what the server "
+                "sustains; no fixed-rate run")
         out[sc.name] = {name: r.summary() for name, r in results.items()}
         for name, r in results.items():
             summary = r.summary()
@@ -668,8 +672,16 @@ def headline(cached: dict[str, Any], uncached: dict[str, Any], fan: dict[str, An
     """The figures the README quotes: for each, the worst of the three queries."""
     h: dict[str, Any] = {}
     if cached:
-        h["cached_p99_ms"] = max(q["graphql_paced"]["p99_ms"] for q in cached.values())
-        h["cached_p99_ms_at_rps"] = rate
+        paced = [q["graphql_paced"] for q in cached.values() if "graphql_paced" in q]
+        if len(paced) == len(cached):
+            h["cached_p99_ms"] = max(p["p99_ms"] for p in paced)
+            h["cached_p99_ms_at_rps"] = rate
+        else:
+            # The rate was not sustained: the p99 at the rate the server did sustain.
+            worst = min(cached.values(), key=lambda q: q["graphql"]["rps"])["graphql"]
+            h["cached_p99_ms"] = worst["p99_ms"]
+            h["cached_p99_ms_at_rps"] = worst["rps"]
+            h["cached_rate_sustained"] = False
         h["cached_rps"] = min(q["graphql"]["rps"] for q in cached.values())
         h["cached_p99_ms_at_max_rps"] = max(q["graphql"]["p99_ms"] for q in cached.values())
         h["cached_server_cpu_ms_per_request"] = max(
