@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("settings", help="show every setting, its value and meaning")
     p.set_defaults(handler=cmd_settings)
 
+    from creatorpulse.sources.simulator.cli import register as register_simulate
+
+    register_simulate(commands)
+
     stack = commands.add_parser(
         "stack",
         help="run the local stack: PostgreSQL, Redis, Kafka, Flink",
@@ -339,10 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = db_commands.add_parser("migrate", help="apply the numbered SQL migrations (idempotent)")
     p.set_defaults(handler=cmd_db_migrate)
 
-    from creatorpulse.graphql.commands import register as register_api
+    from creatorpulse.sources.webhooks.cli import register as register_webhooks
+
+    register_webhooks(commands)
+
     from creatorpulse.sources import commands as sources_commands
 
     sources_commands.register(commands)
+
+    from creatorpulse.graphql.commands import register as register_api
+
     register_api(commands)
     return parser
 

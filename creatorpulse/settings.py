@@ -213,6 +213,16 @@ def _memory(text: str) -> str:
     return text.strip().lower()
 
 
+def _byte_size(text: str) -> int:
+    try:
+        size = int(text.strip())
+    except ValueError:
+        size = 0
+    if size < 1:
+        msg = f"expected a positive number of bytes, got {text!r}"
+        raise ValueError(msg)
+    return size
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text.strip())
@@ -486,6 +496,43 @@ class Settings:
         "http://127.0.0.1:8700",
         "Public base URL of the webhook receiver; it listens on this URL's port.",
     )
+    # --- webhook receiver (sources/webhooks) -------------------------------------------------
+    meta_verify_token: Secret = _setting(
+        "META_VERIFY_TOKEN",
+        _secret,
+        "simulator-meta-verify-token",
+        "Meta webhooks: the verify token the hub.challenge handshake must carry.",
+    )
+    websub_secret: Secret = _setting(
+        "WEBSUB_SECRET",
+        _secret,
+        "simulator-websub-secret",
+        "YouTube WebSub: the hub.secret we subscribe with; the hub signs pushes with it.",
+    )
+    websub_hub_url: str | None = _setting(
+        "WEBSUB_HUB_URL",
+        _http_url,
+        None,
+        "YouTube WebSub hub. Unset: the YouTube API URL + /subscribe (the simulator's hub).",
+    )
+    websub_lease: timedelta = _setting(
+        "WEBSUB_LEASE",
+        parse_duration,
+        "5d",
+        "YouTube WebSub: the lease asked for; subscriptions are renewed before it ends.",
+    )
+    webhooks_timestamp_tolerance: timedelta = _setting(
+        "WEBHOOKS_TIMESTAMP_TOLERANCE",
+        parse_duration,
+        "300s",
+        "Signed webhook timestamps (TikTok) further than this from now are refused (replay).",
+    )
+    webhooks_max_body: int = _setting(
+        "WEBHOOKS_MAX_BODY",
+        _byte_size,
+        "1048576",
+        "Largest webhook body accepted, in bytes; a larger one is answered 413.",
+    )
 
     # --- the sources' runtime: token vault, polling cadence, rate limits, workers -------------
     token_keys: Secret | None = _setting(
@@ -616,6 +663,11 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def websub_hub(self) -> str:
+        """The WebSub hub to subscribe YouTube channels at: the configured one, or the API's."""
+        return self.websub_hub_url or f"{self.youtube_api_url}/subscribe"
 
     def platform_api_url(self, platform: str) -> str:
         """The base URL of ``platform``'s API (``instagram``, ``facebook``, ``youtube``, ...)."""

@@ -121,8 +121,12 @@ def _metrics_middleware(app: ASGIApp, metrics: ApiMetrics) -> ASGIApp:
         try:
             await app(scope, receive, sending)
         finally:
+            elapsed = time.monotonic() - started
             metrics.requests.labels(route, str(status)).inc()
-            metrics.latency.labels(route).observe(time.monotonic() - started)
+            metrics.latency.labels(route).observe(elapsed)
+            # The path only: query strings may carry a token (GraphiQL links).
+            log.debug("%s %s %s %.1f ms", scope.get("method"), scope.get("path"), status,
+                      elapsed * 1000)
 
     return middleware
 
@@ -175,6 +179,7 @@ def create_app(
     Kafka producer on the configured brokers) sends erasure tombstones."""
     production = settings.environment == "production"
     signing_key(settings)  # refuse to build a production app without a signing key
+    vault = TokenVault.from_settings(settings)  # ... or without token keys
     schema = schema or build_schema(settings)
     metrics = ApiMetrics()
     view = GraphQLView(
@@ -213,7 +218,7 @@ def create_app(
             cache=AggregateCache(redis, settings.api_cache_ttl, metrics, tenant_of),
             bucket=TokenBucket(redis, settings.api_rate_budget, settings.api_rate_refill)
             if rate_limit else None,
-            metrics=metrics, vault=TokenVault.from_settings(settings),
+            metrics=metrics, vault=vault,
             producer=producer if producer is not None else _make_producer(settings),
             live=live)
         app.state.services = services

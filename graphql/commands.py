@@ -27,7 +27,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     ide = "" if settings.environment == "production" else " (GraphiQL in a browser)"
     print(f"GraphQL API on http://{host}:{port}/graphql{ide}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    # No uvicorn access log: a request line holds the query string, and GraphiQL links carry
+    # headers (a token) there. The app counts requests on /metrics instead.
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
+                access_log=False)
     return 0
 
 

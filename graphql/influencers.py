@@ -121,7 +121,8 @@ def decode_cursor(cursor: str, field: str = "after") -> tuple[str, str]:
 
 
 def _filter_sql(tenant_id: str, f: InfluencerFilter) -> tuple[str, list[Any]]:
-    clauses, params = ["i.tenant_id = %s"], [tenant_id]
+    clauses: list[str] = ["i.tenant_id = %s"]
+    params: list[Any] = [tenant_id]
     if f.name_contains:
         clauses.append("i.name ILIKE %s")
         escaped = f.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -37,6 +37,7 @@ from graphql.language import (
 )
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
 from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,13 @@ class CostLimiter(SchemaExtension):
             metrics.cost.inc(cost)
         self.report.update(remaining=math.floor(charge.remaining), capacity=bucket.capacity,
                            refillPerSecond=bucket.refill)
+        headers = getattr(getattr(context, "response", None), "headers", None)
+        if isinstance(headers, MutableHeaders):  # HTTP (not WebSocket): headers too, as GitHub
+
+            headers["X-RateLimit-Limit"] = str(bucket.capacity)
+            headers["X-RateLimit-Remaining"] = str(math.floor(charge.remaining))
+            if not charge.allowed:
+                headers["Retry-After"] = str(max(1, math.ceil(charge.retry_after)))
         if not charge.allowed:
             if metrics is not None:
                 metrics.throttled.inc()

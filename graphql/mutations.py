@@ -67,7 +67,7 @@ class Erased:
 
 @strawberry.type(description="Whether a platform is polled for your tenant.")
 class TenantPlatform:
-    platform: Platform  # type: ignore[valid-type]
+    platform: Platform
     enabled: bool
     updated_at: datetime | None
 
@@ -76,7 +76,7 @@ class TenantPlatform:
 class BackfillRequest:
     id: strawberry.ID
     influencer_id: strawberry.ID
-    platform: Platform | None  # type: ignore[valid-type]
+    platform: Platform | None
     from_: datetime = strawberry.field(name="from")
     to: datetime
     status: str
@@ -110,7 +110,7 @@ class UpdateInfluencerInput:
 @strawberry.input(description="Tokens are sealed before they are stored and never readable.")
 class LinkAccountInput:
     influencer_id: strawberry.ID
-    platform: Platform  # type: ignore[valid-type]
+    platform: Platform
     external_id: str
     handle: str | None = None
     poll_interval_seconds: int | None = None
@@ -125,7 +125,7 @@ class BackfillInput:
     influencer_id: strawberry.ID
     from_: datetime = strawberry.field(name="from")
     to: datetime
-    platform: Platform | None = None  # type: ignore[valid-type]
+    platform: Platform | None = None
 
 
 def _invalid(problems: list[validation.Problem]) -> ValidationErrors:
@@ -273,7 +273,7 @@ class Mutation:
         return Removed(id=id)
 
     @strawberry.mutation(description="Enable or disable a platform for your tenant (admin).")
-    async def set_platform_enabled(self, info: Info, platform: Platform,  # type: ignore[valid-type]
+    async def set_platform_enabled(self, info: Info, platform: Platform,
                                    enabled: bool) -> PlatformResult:
         ctx: Context = info.context
         tenant = ctx.tenant(Role.ADMIN)
@@ -355,5 +355,6 @@ async def _finish_erasure(ctx: Context, done: management.Erasure, tenant: str) -
                  {"cache_entries": dropped, "tombstones": topics, "rollups_refreshed": refreshed,
                   "pending": pending})
     return Erased(id=strawberry.ID(done.influencer_id), erasure_id=strawberry.ID(done.id),
-                  erased_at=done.erased_at, rows=dict(done.rows), cache_entries=dropped,
+                  erased_at=done.erased_at, rows=dict(done.rows),  # type: ignore[arg-type]
+                  cache_entries=dropped,
                   tombstone_topics=topics, pending=pending)

@@ -135,7 +135,7 @@ class Query:
         influencer_id: strawberry.ID,
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
-        platforms: list[Platform] | None = None,  # type: ignore[valid-type]
+        platforms: list[Platform] | None = None,
         metrics: list[str] | None = None,
         interval: Interval = Interval.HOUR,
         include_total: Annotated[bool, strawberry.argument(
@@ -201,7 +201,7 @@ class Query:
         info: Info,
         metric: str,
         window: str = "24h",
-        platform: Platform | None = None,  # type: ignore[valid-type]
+        platform: Platform | None = None,
         first: int = 10,
     ) -> list[LeaderboardEntry]:
         ctx = info.context
@@ -229,7 +229,7 @@ class Query:
         influencer_id: strawberry.ID,
         window: str = "24h",
         formula: EngagementFormula = EngagementFormula.BY_FOLLOWERS,
-        platform: Platform | None = None,  # type: ignore[valid-type]
+        platform: Platform | None = None,
     ) -> EngagementRate | None:
         ctx = info.context
         tenant = ctx.tenant()
@@ -250,7 +250,7 @@ class Query:
         self,
         info: Info,
         influencer_id: strawberry.ID | None = None,
-        platform: Platform | None = None,  # type: ignore[valid-type]
+        platform: Platform | None = None,
         status: AccountStatus | None = None,
     ) -> list[Account]:
         ctx = info.context

@@ -5,13 +5,15 @@
 - ``GET /aggregated/metrics?metric=&start=&end=[&groupBy=platform|influencer|tag]``;
 - ``POST /influencers`` with ``{"name": ..., "tags": [...], "metadata": {...}}`` (editor).
 
-The same bearer tokens and tenant scoping as GraphQL: 401 without a valid token, 403 when the
-role is too weak, 404 for an id outside the caller's tenant, 422 naming each bad field.
+The same bearer tokens, tenant scoping and per-client budget as GraphQL: 401 without a valid
+token, 403 when the role is too weak, 404 for an id outside the caller's tenant, 422 naming each
+bad field, 429 with ``Retry-After`` when the caller's budget is spent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,12 +26,13 @@ from creatorpulse.graphql import influencers as inf
 from creatorpulse.graphql import management, validation
 from creatorpulse.graphql import metrics as met
 from creatorpulse.graphql.auth import AuthError, Forbidden, Principal, Role, authenticate, require
-from creatorpulse.graphql.context import Services
+from creatorpulse.graphql.context import Services, client_key
 from creatorpulse.graphql.errors import InputError
 from creatorpulse.observation import Platform
 from creatorpulse.settings import parse_duration
 
 MAX_PERIOD = timedelta(days=90)
+REST_COST = 5  # points charged to the caller's bucket per request (a few objects' worth)
 
 Handler = Callable[[Request, Principal, Services], Awaitable[Response]]
 
@@ -47,6 +50,12 @@ def _guarded(role: Role, handler: Handler) -> Callable[[Request], Awaitable[Resp
         try:
             principal = require(authenticate(request.headers.get("authorization"),
                                              services.settings), role)
+            if services.bucket is not None:
+                charge = await services.bucket.charge(client_key(principal, None), REST_COST)
+                if not charge.allowed:
+                    retry = max(1, math.ceil(charge.retry_after))
+                    return JSONResponse({"error": f"rate limit: retry in {retry} s"},
+                                        status_code=429, headers={"Retry-After": str(retry)})
             return await handler(request, principal, services)
         except AuthError as exc:
             return _problem(401, str(exc), reason=exc.reason)

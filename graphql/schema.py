@@ -17,6 +17,7 @@ fails when they differ (regenerate with ``creatorpulse api schema > graphql/sche
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,8 @@ from creatorpulse.graphql.mutations import Mutation
 from creatorpulse.graphql.queries import Query
 from creatorpulse.graphql.types import SCALARS
 from creatorpulse.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _subscription() -> type | None:
@@ -85,13 +88,16 @@ class ErrorCodes(SchemaExtension):
 
 
 class ApiSchema(strawberry.Schema):
-    """Logs only unexpected errors: refused tokens, bad input and limits are not incidents."""
+    """Logs only unexpected errors (refused tokens, bad input and limits are not incidents), with
+    the path and the exception but not the operation's text, which may hold a token literal."""
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
-        unexpected = [e for e in errors if _unexpected(e)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        for error in errors:
+            if _unexpected(error):
+                path = ".".join(str(p) for p in error.path or ()) or "(operation)"
+                log.error("unexpected error at %s: %s", path, error.message,
+                          exc_info=error.original_error)
 
 
 def _skip_introspection(ctx: IgnoreContext) -> bool:

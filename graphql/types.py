@@ -28,7 +28,9 @@ SCALARS = {
         description="A whole number that may exceed 32 bits (counts and gains)."),
 }
 
-Platform = strawberry.enum(PlatformValue, name="Platform", description="A social platform.")
+# strawberry.enum marks the project's own enum in place, so one Platform serves both sides.
+strawberry.enum(PlatformValue, name="Platform", description="A social platform.")
+Platform = PlatformValue
 
 
 @strawberry.enum(description="Bucket size of a series.")
@@ -81,7 +83,7 @@ class InfluencerFilter:
     name_contains: str | None = strawberry.field(
         default=None, description="Case-insensitive part of the name.")
     tag: str | None = None
-    platform: Platform | None = strawberry.field(  # type: ignore[valid-type]
+    platform: Platform | None = strawberry.field(
         default=None, description="Has an account on this platform.")
     ids: list[strawberry.ID] | None = None
 
@@ -102,7 +104,7 @@ def _ctx(info: Info) -> Any:
 @strawberry.type(description="A platform account of an influencer and its polling state.")
 class Account:
     id: strawberry.ID
-    platform: Platform  # type: ignore[valid-type]
+    platform: Platform
     external_id: str
     handle: str | None
     status: AccountStatus
@@ -176,9 +178,10 @@ class Influencer:
         info: Info,
         window: str = "24h",
         formula: EngagementFormula = EngagementFormula.BY_FOLLOWERS,
-        platform: Platform | None = None,  # type: ignore[valid-type]
+        platform: Platform | None = None,
     ) -> EngagementRate | None:
-        key = met.RateKey(str(self.id), platform.value if platform else met.ALL_PLATFORMS,
+        key = met.RateKey(str(self.id), PlatformValue(platform).value if platform
+                          else met.ALL_PLATFORMS,
                           window, formula.value)
         rate = await _ctx(info).loaders.engagement_rate.load(key)
         return EngagementRate.from_rate(rate) if rate else None

@@ -355,16 +355,24 @@ def list_accounts(
     influencer_id: str | None = None,
     status: str | None = None,
     platform: Platform | str | None = None,
+    influencer_ids: Sequence[str] | None = None,
 ) -> list[PlatformAccount]:
-    """Accounts, filtered by tenant (None: every tenant, for the pollers), influencer, status."""
+    """Accounts, filtered by tenant (None: every tenant, for the pollers), influencer(s), status.
+
+    ``influencer_ids`` fetches the accounts of many influencers in one query (a DataLoader's
+    batch).
+    """
+    many = list(influencer_ids) if influencer_ids is not None else None
     plat = _platform(platform).value if platform is not None else None
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"SELECT {_ACCOUNT} FROM platform_accounts WHERE "  # noqa: S608
             "(%s::text IS NULL OR tenant_id = %s) AND (%s::text IS NULL OR influencer_id = %s) "
             "AND (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR platform = %s) "
+            "AND (%s::text[] IS NULL OR influencer_id = ANY (%s::text[])) "
             "ORDER BY tenant_id, influencer_id, platform, external_id",
-            (tenant_id, tenant_id, influencer_id, influencer_id, status, status, plat, plat),
+            (tenant_id, tenant_id, influencer_id, influencer_id, status, status, plat, plat,
+             many, many),
         ).fetchall()
     return [_account(r) for r in rows]
 

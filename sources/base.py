@@ -129,9 +129,20 @@ class Api(Protocol):
     the answer, refreshes the token on :class:`AuthExpired`, retries :class:`Retry` with backoff,
     and returns the parsed JSON body. ``url`` is a path (``/v21.0/me``) joined to the platform's
     base URL from settings, or an absolute URL from the platform's own ``next`` link.
+    ``post`` is the same for the endpoints that read with a POST and a JSON body (TikTok's
+    ``/v2/video/list/`` and ``/v2/video/query/``).
     """
 
     def get(self, url: str, params: Mapping[str, str] | None = None, *, cost: int = 1) -> Any: ...
+
+    def post(
+        self,
+        url: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        *,
+        cost: int = 1,
+    ) -> Any: ...
 
 
 class Connector(Protocol):

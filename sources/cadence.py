@@ -47,7 +47,7 @@ def content_interval(age: timedelta, policy: Policy) -> timedelta | None:
 
 def backoff_factor(unchanged: int, cap: int) -> int:
     """``2 ** unchanged``, at most ``cap``: the multiplier after that many unchanged polls."""
-    return min(cap, 2 ** min(unchanged, 32))
+    return int(min(cap, 2 ** min(unchanged, 32)))
 
 
 def next_content_poll(
@@ -65,7 +65,10 @@ def next_account_poll(base: timedelta, now: datetime, unchanged: int, policy: Po
     return now + base * backoff_factor(unchanged, policy.backoff_factor)
 
 
-def fingerprint(observations: Iterable[Observation], content_id: str | None) -> tuple:
+Fingerprint = tuple[tuple[str, int], ...]
+
+
+def fingerprint(observations: Iterable[Observation], content_id: str | None) -> Fingerprint:
     """The counters one poll read for one content (None: the account), to tell a change."""
     return tuple(sorted((o.metric, o.value) for o in observations if o.content_id == content_id))
 
@@ -75,7 +78,7 @@ class Tracked:
     content: Content
     next_at: datetime
     unchanged: int = 0
-    last: tuple | None = None
+    last: Fingerprint | None = None
 
 
 @dataclass
@@ -86,7 +89,7 @@ class Cadence:
     base_interval: timedelta
     account_next_at: datetime | None = None  # None: due now
     account_unchanged: int = 0
-    account_last: tuple | None = None
+    account_last: Fingerprint | None = None
     tracked: dict[str, Tracked] = field(default_factory=dict)
 
     def account_due(self, now: datetime) -> bool:

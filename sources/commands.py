@@ -22,6 +22,7 @@ from creatorpulse.observation import Platform
 from creatorpulse.settings import Secret, Settings, format_duration, parse_duration
 from creatorpulse.sinks import registry
 from creatorpulse.sinks.registry import Credentials, RegistryError
+from creatorpulse.sources.base import SourceError
 from creatorpulse.tokens import TokenVault, VaultError, rotate
 
 DEFAULT_TENANT = "default"
@@ -36,8 +37,8 @@ def _guard(handler: Callable[[argparse.Namespace, Settings], int]) -> Callable[.
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
-            return handler(args, settings)
-        except (CommandError, RegistryError, VaultError) as exc:
+            return int(handler(args, settings))
+        except (CommandError, RegistryError, VaultError, SourceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except psycopg.OperationalError as exc:
@@ -204,8 +205,8 @@ def cmd_sources_run(args: argparse.Namespace, settings: Settings) -> int:
         argv = ["sources", "run", "--threads", str(args.threads)]
         if args.tenant:
             argv += ["--tenant", args.tenant]
-        return run_workers(args.workers, argv)
-    return run_worker(settings, threads=args.threads, tenant_id=args.tenant)
+        return int(run_workers(args.workers, argv))
+    return int(run_worker(settings, threads=args.threads, tenant_id=args.tenant))
 
 
 # --- parsers --------------------------------------------------------------------------------

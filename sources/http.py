@@ -1,8 +1,9 @@
 """The :class:`~creatorpulse.sources.base.Api` the runtime hands to connectors: one account's HTTP.
 
-Each ``get`` takes its tokens from the shared rate limiter, sends the request through the
-account's ``OAuth2Session`` (built by the entry point; explicit timeouts from settings), lets
-the connector's ``check`` judge the answer, and then:
+Each ``get`` (and ``post``, for reads made with a POST and a JSON body, as TikTok's) takes its
+tokens from the shared rate limiter, sends the request through the account's ``OAuth2Session``
+(built by the entry point; explicit timeouts from settings), lets the connector's ``check``
+judge the answer, and then:
 
 - a pause asked on a success blocks the credential in Redis for every worker;
 - :class:`AuthExpired` refreshes the token once (across workers) and retries; refused again, the
@@ -18,7 +19,7 @@ exception's class, never a URL with its query (Meta sends the token in it) or a 
 
 from __future__ import annotations
 
-import json
+import json as json_module
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -76,6 +77,22 @@ class AccountApi:
         self.requests = 0
 
     def get(self, url: str, params: Mapping[str, str] | None = None, *, cost: int = 1) -> Any:
+        return self._request("GET", url, params, None, cost)
+
+    def post(
+        self,
+        url: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        *,
+        cost: int = 1,
+    ) -> Any:
+        """The same for the endpoints that read with a POST and a JSON body (TikTok's)."""
+        return self._request("POST", url, params, json, cost)
+
+    def _request(
+        self, method: str, url: str, params: Mapping[str, str] | None, body: Any, cost: int
+    ) -> Any:
         target, path = self._resolve(url)
         platform = self.account.platform.value
         refreshed = False
@@ -84,7 +101,7 @@ class AccountApi:
             creds = self._tokens.current(self.account) if self._tokens else None
             self._limiter.acquire(platform, self.account.id, cost)
             try:
-                response = self._send(target, path, params, creds)
+                response = self._send(method, target, path, params, body, creds)
                 pause = self._connector.check(response)
             except AuthExpired:
                 if refreshed or self._tokens is None or creds is None:
@@ -118,7 +135,7 @@ class AccountApi:
             if pause:
                 self._limiter.block(platform, self.account.id, self._clock() + pause)
             try:
-                return json.loads(response.body)
+                return json_module.loads(response.body)
             except ValueError:
                 msg = f"{platform} {path}: the answer is not JSON"
                 raise MappingError(msg, response.body) from None
@@ -139,7 +156,13 @@ class AccountApi:
         return self._base + path, path
 
     def _send(
-        self, url: str, path: str, params: Mapping[str, str] | None, creds: Any
+        self,
+        method: str,
+        url: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Any,
+        creds: Any,
     ) -> Response:
         platform = self.account.platform.value
         if creds is not None:
@@ -150,7 +173,11 @@ class AccountApi:
         timeout = self._settings.http_timeout.total_seconds()
         self.requests += 1
         try:
-            r = self._session.get(url, params=dict(params or {}), timeout=timeout)
+            if method == "GET":
+                r = self._session.get(url, params=dict(params or {}), timeout=timeout)
+            else:
+                r = self._session.post(url, params=dict(params or {}), json=body,
+                                       timeout=timeout)
         except requests.Timeout:
             msg = f"{platform} {path}: timed out after {timeout:g}s"
             raise Retry(msg) from None

@@ -71,7 +71,7 @@ class Leases:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis[bytes],
         worker_id: str,
         ttl: timedelta,
         *,

@@ -127,7 +127,7 @@ class TokenManager:
         settings: Settings,
         connect: Connect,
         vault: TokenVault,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis[bytes],
         sessions: SessionFactory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lock_prefix: str = "creatorpulse:oauth",
@@ -188,9 +188,14 @@ class TokenManager:
                 log.warning("the refresh lock of account %s expired before release", account.id)
 
     def _expiring(self, creds: Credentials) -> bool:
+        """Within the margin of its expiry; a short-lived token (margin above half its life)
+        is refreshed at half its life instead, or every request would refresh it."""
         if creds.expires_at is None:
             return False
-        return creds.expires_at - self._settings.token_refresh_margin <= self._clock()
+        margin = self._settings.token_refresh_margin
+        if creds.updated_at is not None:
+            margin = min(margin, max(timedelta(0), (creds.expires_at - creds.updated_at) / 2))
+        return bool(creds.expires_at - margin <= self._clock())
 
     def _load(self, account_id: str) -> Credentials | None:
         with self._connect() as conn:
@@ -239,12 +244,23 @@ class TokenManager:
                 token = parse_token_response(response.text)
         except OAuth2Error as exc:
             # The platform's error code and description, never the request (it holds tokens).
-            msg = f"{platform} refused to refresh the token of account {account.id}: {exc.error}"
-            raise ApiError(msg, code=exc.error) from None
+            code, why = _refusal(exc)
+            msg = f"{platform} refused to refresh the token of account {account.id}: {why}"
+            raise ApiError(msg, code=code) from None
         except requests.RequestException as exc:
             msg = f"{platform} token endpoint unreachable ({type(exc).__name__})"
             raise Retry(msg) from None
         return _credentials(token, creds, now)
+
+
+def _refusal(exc: OAuth2Error) -> tuple[str, str]:
+    """``(code, reason)`` of a refused refresh: RFC 6749's ``error`` or Meta's error object."""
+    error: Any = exc.error
+    if isinstance(error, dict):  # Meta: {"message", "type", "code", "error_subcode", ...}
+        code = str(error.get("code", "unknown"))
+        return code, f"({code}) {error.get('message', 'no message')}"
+    description = f" ({exc.description})" if exc.description else ""
+    return str(error), f"{error}{description}"
 
 
 def _credentials(token: Mapping[str, Any], old: Credentials, now: datetime) -> Credentials:
@@ -257,6 +273,7 @@ def _credentials(token: Mapping[str, Any], old: Credentials, now: datetime) -> C
         refresh_token=Secret(str(new_refresh)) if new_refresh else old.refresh_token,
         expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
         scopes=tuple(scopes) if scopes else old.scopes,
+        updated_at=now,
     )
 
 

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from creatorpulse.events import DeadLetter
 from creatorpulse.observation import Observation, Platform
@@ -53,8 +53,7 @@ def producer_config(settings: Settings, client_id: str = "creatorpulse-sources")
 def make_producer(settings: Settings, client_id: str = "creatorpulse-sources") -> Producer:
     from confluent_kafka import Producer as KafkaProducer
 
-    producer: Producer = KafkaProducer(producer_config(settings, client_id))
-    return producer
+    return cast(Producer, KafkaProducer(producer_config(settings, client_id)))
 
 
 class Publisher:

@@ -165,7 +165,7 @@ class RedisLimiter:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis[bytes],
         settings: Settings,
         *,
         prefix: str = "creatorpulse:rl",

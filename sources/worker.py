@@ -107,7 +107,7 @@ class Worker:
         settings: Settings,
         connect: Connect,
         listen_dsn: str,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis[bytes],
         publisher: Publisher,
         limiter: Limiter,
         tokens: TokenManager,
@@ -132,6 +132,7 @@ class Worker:
         self._sessions = sessions
         self._connectors = connectors
         self._connector_cache: dict[Platform, Connector] = {}
+        self._no_connector: set[Platform] = set()  # left to workers that have one
         self._hints = hints  # a confluent_kafka Consumer already assigned to the hints topic
         self._tenant_id = tenant_id
         self._clock = clock
@@ -230,7 +231,7 @@ class Worker:
     def _sync(self, live: int) -> None:
         with self._connect() as conn:
             rows = registry.list_accounts(conn, self._tenant_id, status=registry.ACTIVE)
-        active = {r.id: r for r in rows}
+        active = {r.id: r for r in rows if r.platform not in self._no_connector}
         claim, release = plan(self.worker_id, list(active), list(self._held), live)
         for account_id in release:
             self._drop(account_id)
@@ -251,7 +252,9 @@ class Worker:
         try:
             connector = self._connector(account.platform)
         except Exception as exc:  # an unknown or broken connector must not stop the others
-            log.error("no connector for %s: %s", account.platform, exc)
+            log.error("no connector for %s (%s): its accounts are left to other workers",
+                      account.platform, exc)
+            self._no_connector.add(account.platform)
             self.leases.release([account.id])
             return
         api = AccountApi(account=account, connector=connector,

@@ -31,6 +31,7 @@ class ServiceSpec:
     args: tuple[str, ...]
     health_url: str | None  # None: ready once the process has stayed up
     port_setting: str | None = None  # the setting that moves its port, named when taken
+    settle: float = 3.0  # without a health URL: how long it must stay up to count as running
 
 
 def app_services(settings: Settings) -> list[ServiceSpec]:
@@ -89,9 +90,10 @@ class Service(Part):
         if self.spec.health_url is None:
             # Nothing to ask: a program that survives its start-up (settings, connections) runs.
             started = time.monotonic()
-            wait_until(lambda: True if time.monotonic() - started >= 3 else None,
-                       part=self.name, what="it has stayed up for 3 s", timeout=timeout,
-                       process=proc)
+            settle = self.spec.settle
+            wait_until(lambda: True if time.monotonic() - started >= settle else None,
+                       part=self.name, what=f"it has stayed up for {settle:.0f} s",
+                       timeout=timeout, process=proc)
         else:
             wait_until(lambda: _answers(self.spec.health_url), part=self.name,
                        what=f"{self.spec.health_url} answers", timeout=timeout, process=proc)

@@ -288,7 +288,11 @@ def test_a_spent_budget_is_refused_with_when_to_retry(world: World, stack: objec
         ok = gql(c, query, h)
         assert "errors" not in ok
         assert ok["extensions"]["cost"]["requested"] == 21
-        refused = gql(c, query, h)
+        raw = c.post("/graphql", json={"query": query}, headers=h)
+        assert raw.status_code == 200
+        assert raw.headers["x-ratelimit-limit"] == "30"
+        refused = raw.json()
+        assert raw.headers["retry-after"] == str(refused["errors"][0]["extensions"]["retryAfter"])
         assert codes(refused) == ["RATE_LIMITED"]
         assert refused["data"] is None
         retry = refused["errors"][0]["extensions"]["retryAfter"]
@@ -484,3 +488,43 @@ def test_tenant_wide_answers_are_evicted_by_any_influencer_of_the_tenant(
     assert client.portal.call(cache.invalidate, w.a2) >= 1  # a2 had no cached answer of its own
     after = gql(client, query, h)["data"]["leaderboard"]
     assert [e["influencerId"] for e in after] == [w.a2, w.a1]
+
+
+def test_no_form_posts_and_no_mutations_over_get(client: TestClient, world: World) -> None:
+    h = world.headers(world.tenant_a, Role.ADMIN)
+    form = client.post("/graphql", data={"query": ACCOUNTS}, headers=h)
+    assert form.status_code == 400
+    mutation = "mutation { setPlatformEnabled(platform: X, enabled: false) { __typename } }"
+    got = client.get("/graphql", params={"query": mutation}, headers=h)
+    assert got.status_code == 400
+    assert "not allowed" in got.text
+
+
+def test_a_websocket_from_a_foreign_origin_is_refused(client: TestClient,
+                                                      world: World) -> None:
+    token = world.token(world.tenant_a, Role.VIEWER)
+    init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"],
+            headers={"origin": "https://evil.example"}) as ws:
+        ws.send_json(init)
+        ws.receive_json()
+    assert refused.value.code != 4403  # refused at the handshake, before the token is read
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"],
+                                  headers={"origin": "http://testserver"}) as ws:
+        ws.send_json(init)
+        assert ws.receive_json()["type"] == "connection_ack"
+
+
+def test_rest_calls_spend_the_same_budget(world: World, stack: object) -> None:
+    settings = app_settings(API_RATE_BUDGET="12", API_RATE_REFILL="1")
+    token = mint(settings, subject=f"rest-{world.suffix}", tenant_id=world.tenant_a,
+                 role=Role.VIEWER)
+    h = {"authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as c:
+        statuses = [c.get(f"/influencers/{world.a1}/metrics", headers=h).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        refused = c.get(f"/influencers/{world.a1}/metrics", headers=h)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 5

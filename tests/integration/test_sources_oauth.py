@@ -122,7 +122,10 @@ def test_a_token_about_to_expire_is_refreshed_before_the_request(
         registry.store_credentials(conn, env["vault"], env["account"].id, Credentials(
             creds.access_token, creds.refresh_token, datetime.now(UTC) + timedelta(minutes=1)))
     client = redis.Redis.from_url(s.redis_dsn.reveal())
-    manager = _manager(env, client)
+    later = datetime.now(UTC) + timedelta(seconds=31)  # within half of the minute that was left
+    manager = TokenManager(settings=s, connect=_connect(s), vault=env["vault"],
+                           redis_client=client, sessions=make_session_factory(s),
+                           lock_prefix=env["prefix"], clock=lambda: later)
     fresh = manager.current(env["account"])
     assert fresh is not None and fresh.access_token.reveal() != env["access"]
     assert fresh.expires_at is not None
@@ -139,8 +142,32 @@ def test_a_refused_refresh_says_why_without_any_token(env: dict, platform: FakeP
     stale = manager.current(env["account"])
     with pytest.raises(ApiError) as err:
         manager.refresh(env["account"], stale)
-    assert "invalid_grant" in str(err.value)
+    assert "invalid_grant (refresh token used or revoked)" in str(err.value)
+    assert err.value.code == "invalid_grant"
     assert stale is not None and stale.refresh_token is not None
     for secret in (stale.access_token.reveal(), stale.refresh_token.reveal()):
         assert secret not in str(err.value)
+    client.close()
+
+
+def test_a_short_lived_token_is_refreshed_at_half_its_life_not_on_every_request(
+    env: dict, platform: FakePlatform
+) -> None:
+    """A 2-minute token with a 5-minute margin: fresh for the first minute."""
+    s = env["settings"]
+    with psycopg.connect(s.database_dsn.reveal(), autocommit=True) as conn:
+        creds = registry.load_credentials(conn, env["vault"], env["account"].id)
+        assert creds is not None
+        registry.store_credentials(conn, env["vault"], env["account"].id, Credentials(
+            creds.access_token, creds.refresh_token, datetime.now(UTC) + timedelta(minutes=2)))
+    client = redis.Redis.from_url(s.redis_dsn.reveal())
+    now = [datetime.now(UTC)]
+    manager = TokenManager(settings=s, connect=_connect(s), vault=env["vault"],
+                           redis_client=client, sessions=make_session_factory(s),
+                           lock_prefix=env["prefix"], clock=lambda: now[0])
+    assert manager.current(env["account"]).access_token.reveal() == env["access"]
+    assert platform.refresh_calls == 0
+    now[0] += timedelta(seconds=61)
+    assert manager.current(env["account"]).access_token.reveal() != env["access"]
+    assert platform.refresh_calls == 1
     client.close()

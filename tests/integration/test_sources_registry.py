@@ -88,6 +88,8 @@ def test_accounts_link_pause_resume_unlink_with_sealed_tokens(
         paused = registry.pause_account(conn, tenant, acc.id)
         assert paused.status == "paused"
         assert registry.list_accounts(conn, status="active", influencer_id=inf.id) == []
+        assert registry.list_accounts(conn, tenant, influencer_ids=[inf.id, "x"]) == [paused]
+        assert registry.list_accounts(conn, tenant, influencer_ids=[]) == []
         assert registry.resume_account(conn, tenant, acc.id).status == "active"
         notes = _notifications(listener)
     assert [n["op"] for n in notes] == ["account.linked", "account.paused", "account.resumed"]

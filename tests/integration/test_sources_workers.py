@@ -172,8 +172,11 @@ def test_a_registry_change_starts_and_stops_polling_within_five_seconds(env: Env
     wait_for(lambda: env.polls("ext-1") > before, 5, "the resumed account to be polled")
     registry.unlink_account(env.conn, env.tenant, account)
     wait_for(lambda: env.holder(account) is None, 5, "the unlinked account to be released")
-    state = registry.poll_states(env.conn, [registry.list_accounts(env.conn, env.tenant)[0].id])
-    assert next(iter(state.values())).last_success_at is not None
+    other = registry.list_accounts(env.conn, env.tenant)[0].id
+    state = registry.poll_states(env.conn, [other])
+    assert state[other].last_success_at is not None and state[other].worker_id == "w1"
+    registry.remove_influencer(env.conn, env.tenant, env.influencer)
+    wait_for(lambda: env.holder(other) is None, 5, "the removed influencer's account released")
 
 
 def test_a_killed_worker_s_accounts_move_to_the_other_within_the_lease(env: Env) -> None:

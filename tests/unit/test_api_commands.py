@@ -39,3 +39,15 @@ def test_api_token_in_production_needs_a_signing_key(
 def test_api_schema_prints_the_committed_sdl(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["api", "schema"]) == 0
     assert capsys.readouterr().out == (ROOT / "graphql" / "schema.graphql").read_text()
+
+
+def test_api_serve_in_production_without_keys_exits_1_before_serving(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREATORPULSE_ENV", "production")
+    assert main(["api", "serve", "--port", "1"]) == 1
+    assert "CREATORPULSE_JWT_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("CREATORPULSE_JWT_SECRET", "s" * 40)
+    assert main(["api", "serve", "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "CREATORPULSE_TOKEN_KEYS" in err
+    assert "Traceback" not in err

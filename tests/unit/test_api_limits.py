@@ -216,3 +216,43 @@ def test_without_redis_anonymous_callers_are_refused_and_known_ones_served() -> 
     known = CountingContext(bucket=DownBucket())
     result = asyncio.run(schema.execute("{ accounts { id } }", context_value=known))
     assert known.calls == 1  # served (and here fails later, in the stub's resolver)
+
+
+class OpenBucket:
+    capacity, refill = 100, 1
+
+    async def charge(self, client: str, cost: int) -> Any:
+        from creatorpulse.graphql.limits import Charge
+
+        return Charge(True, 90.0, 0)
+
+
+def test_budget_headers_go_on_http_responses_only() -> None:
+    from starlette.datastructures import Headers
+    from starlette.responses import Response
+
+    schema = build_schema(settings())
+    http = CountingContext(bucket=OpenBucket())
+    http.response = Response()  # type: ignore[attr-defined]
+    asyncio.run(schema.execute("{ accounts { id } }", context_value=http))
+    assert http.response.headers["x-ratelimit-remaining"] == "90"  # type: ignore[attr-defined]
+
+    class Socket:  # a WebSocket's headers cannot be changed
+        headers = Headers({"origin": "x"})
+
+    ws = CountingContext(bucket=OpenBucket())
+    ws.response = Socket()  # type: ignore[attr-defined]
+    result = asyncio.run(schema.execute("{ accounts { id } }", context_value=ws))
+    assert ws.calls == 1  # admitted and executed; no error from the headers
+    assert result.errors[0].message == "Unexpected error."  # the stub resolver's own failure
+
+
+def test_unexpected_errors_are_logged_without_the_operation_text(
+        caplog: pytest.LogCaptureFixture) -> None:
+    query = 'mutation { linkAccount(input: {influencerId: "i", platform: X, externalId: "e", ' \
+            'accessToken: "sentinel-token-in-query"}) { __typename } }'
+    with caplog.at_level("ERROR"):
+        result, _ = run(query)
+    assert [e.message for e in result.errors] == ["Unexpected error."]
+    assert "linkAccount" in caplog.text  # the path is logged ...
+    assert "sentinel-token-in-query" not in caplog.text  # ... the operation's text is not

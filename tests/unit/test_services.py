@@ -39,7 +39,8 @@ def test_a_service_is_recognised_by_its_command_line(settings: Settings) -> None
 
 def test_a_program_that_exits_at_start_fails_with_its_log(settings: Settings) -> None:
     # `creatorpulse settings` prints and exits: as a service it never stays up.
-    service = Service(settings, lambda _: None, ServiceSpec("short", ("settings",), None))
+    spec = ServiceSpec("short", ("settings",), None, settle=120)  # it exits long before
+    service = Service(settings, lambda _: None, spec)
     with pytest.raises(StackError, match="exited while waiting") as err:
         service.up()
     assert "CREATORPULSE_" in err.value.log_tail  # what the program printed

@@ -34,9 +34,18 @@ class FakeSession:
         self.script = list(script)
         self.token: dict[str, str] = {}
         self.seen: list[tuple[str, dict[str, str], str | None]] = []
+        self.posted: list[Any] = []
 
     def get(self, url: str, params: dict[str, str], timeout: float) -> Any:
         self.seen.append((url, params, self.token.get("access_token")))
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def post(self, url: str, params: dict[str, str], json: Any, timeout: float) -> Any:
+        self.seen.append((url, params, self.token.get("access_token")))
+        self.posted.append(json)
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
@@ -160,3 +169,27 @@ def test_a_paging_link_loses_the_token_it_carried() -> None:
     api, _, _ = make_api(session, FakeTokens())
     api.get("http://127.0.0.1:9/v25.0/17/media?after=QVF&access_token=old-token&limit=25")
     assert session.seen[0][0] == "http://127.0.0.1:9/v25.0/17/media?after=QVF&limit=25"
+
+
+def test_post_sends_a_json_body_with_the_same_handling() -> None:
+    session = FakeSession(response(401), response(200, b'{"data": {"videos": []}}'))
+    tokens = FakeTokens()
+    api, limiter, _ = make_api(session, tokens)
+    body = {"filters": {"video_ids": ["1", "2"]}}
+    assert api.post("/v2/video/query/", json=body, params={"fields": "id"}) == {
+        "data": {"videos": []}}
+    assert session.posted == [body, body] and tokens.refreshed == 1
+    assert session.seen[-1][:2] == ("http://127.0.0.1:9/v2/video/query/", {"fields": "id"})
+    assert limiter.acquired == 2
+
+
+def test_a_refused_refresh_reads_rfc_6749_and_meta_errors() -> None:
+    from oauthlib.oauth2 import InvalidGrantError
+    from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
+
+    from creatorpulse.sources.oauth import _refusal
+
+    assert _refusal(InvalidGrantError(description="Token has been expired or revoked.")) == (
+        "invalid_grant", "invalid_grant (Token has been expired or revoked.)")
+    meta = CustomOAuth2Error(error={"message": "Session has expired", "code": 190})  # type: ignore[arg-type]
+    assert _refusal(meta) == ("190", "(190) Session has expired")
