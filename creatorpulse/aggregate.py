@@ -41,7 +41,7 @@ class Aggregate:
     def from_json(cls, payload: bytes | str) -> Aggregate:
         try:
             data = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (TypeError, ValueError, UnicodeDecodeError) as exc:
             msg = f"not JSON: {exc}"
             raise AggregateError(msg) from None
         if not isinstance(data, dict):

@@ -630,6 +630,7 @@ class KafkaAggregates:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.parse_errors = 0
+        self.tombstones = 0
 
     @property
     def stopping(self) -> bool:
@@ -688,8 +689,13 @@ class KafkaAggregates:
             if error is not None:
                 log.warning("live: %s [%s]: %s", message.topic(), message.partition(), error)
                 continue
+            value = message.value()
+            if value is None:
+                # An erasure's tombstone (the influencer's id as key): nothing to push.
+                self.tombstones += 1
+                continue
             try:
-                batch.append(Aggregate.from_json(message.value()))
+                batch.append(Aggregate.from_json(value))
             except AggregateError as exc:
                 self.parse_errors += 1
                 log.warning("live: skipping a malformed aggregate at %s [%d] offset %d: %s",

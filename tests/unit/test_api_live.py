@@ -12,6 +12,7 @@ import pytest
 
 from creatorpulse.aggregate import Aggregate, AggregateError
 from creatorpulse.graphql.live import (
+    KafkaAggregates,
     LeaderboardKey,
     LiveHub,
     MetricKey,
@@ -132,6 +133,37 @@ def test_missing_fields_and_non_json_are_errors() -> None:
         Aggregate.from_json(b"\xff{")
     with pytest.raises(AggregateError, match="JSON object"):
         Aggregate.from_json("[1]")
+
+
+class Message:
+    """The part of confluent_kafka.Message the reader uses."""
+
+    def __init__(self, value: bytes | None, offset: int = 0) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "engagement.aggregates"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_the_reader_parses_once_and_skips_tombstones_and_bad_records() -> None:
+    reader = KafkaAggregates(lambda: None, "engagement.aggregates")  # type: ignore[arg-type,return-value]
+    good = agg(gain=9)
+    batch = reader._parse([Message(good.to_json()), Message(None, 1), Message(b"{oops", 2),
+                           Message(b"null", 3)])
+    assert batch == [good]
+    assert (reader.tombstones, reader.parse_errors) == (1, 2)
 
 
 # --- matching and keys ---
