@@ -621,6 +621,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--skip-queries", action="store_true", help="only the fan-out")
     parser.add_argument("--skip-fanout", action="store_true", help="only the queries")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README table of the results file (--out) and exit")
     parser.add_argument("--profile-server", metavar="FILE",
                         help="write a cProfile of the (cached) API server to FILE")
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
@@ -762,8 +764,40 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README's table of a results file."""
+    lines = ["| query | GraphQL cached | GraphQL uncached | plain JSON (cached) "
+             "| server CPU per request: GraphQL / plain |", "|---|---|---|---|---|"]
+    cached = result["queries"]["cached"]
+    uncached = result["queries"]["uncached_cache_ttl_1ms"]
+
+    def cell(q: dict[str, Any]) -> str:
+        return f"{q['rps']:.0f} req/s, p50 {q['p50_ms']:.0f} ms, p99 {q['p99_ms']:.0f} ms"
+
+    for name, q in cached.items():
+        lines.append(
+            f"| `{name}` | {cell(q['graphql'])} | {cell(uncached[name]['graphql'])} "
+            f"| {cell(q['plain'])} | {q['graphql']['server_cpu_ms_per_request']:.1f} ms / "
+            f"{q['plain']['server_cpu_ms_per_request']:.1f} ms |")
+    fan = result["fanout"]
+    load = result["machine"]["load_average_before"][0]
+    lines += [
+        "",
+        f"Fan-out: {fan['subscribers']} subscribers over {fan['distinct_subscriptions']} "
+        f"distinct subscriptions, {fan['rounds']} rounds: p50 {fan['p50_ms']:.0f} ms, "
+        f"p99 {fan['p99_ms']:.0f} ms from producing the aggregate to the client reading it; "
+        f"{fan['server_cpu_ms_per_delivery']:.2f} ms of server CPU per delivery. "
+        f"Measured {result['measured_at']} with a load average of {load:.1f} on "
+        f"{result['machine']['cpus']} cores.",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return 0
     if args.serve_fd is not None:
         serve(args.serve_fd, args.topic, args.serve_profile)
         return 0
