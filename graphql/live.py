@@ -7,7 +7,7 @@ every server process needs every record), parses each record once into an
 the hub
 
 1. resolves each influencer's tenant once (:class:`TenantDirectory`, a small TTL cache over the
-   database), and drops aggregates of unknown influencers;
+   database), and drops aggregates of unknown influencers (and erasure tombstones);
 2. invalidates the read-through cache of every influencer in the batch;
 3. for every distinct :class:`MetricKey` (the subscription's parameters plus its tenant), picks
    the matching aggregates once and hands the same tuple to all subscribers of that key;
@@ -240,18 +240,24 @@ TenantFetch = Callable[[Collection[str]], Awaitable[Mapping[str, str]]]
 
 
 class TenantDirectory:
-    """Influencer -> tenant, through ``fetch`` with a small TTL cache (unknown ids too)."""
+    """Influencer -> tenant, through ``fetch`` with a small TTL cache.
+
+    Unknown ids are remembered for a shorter time (``unknown_ttl``), so that a new influencer
+    is found soon after it is added.
+    """
 
     def __init__(
         self,
         fetch: TenantFetch,
         *,
         ttl: float = 60.0,
+        unknown_ttl: float = 5.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._ttl = ttl
+        self._unknown_ttl = unknown_ttl
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
@@ -271,10 +277,11 @@ class TenantDirectory:
         if missing:
             self.fetches += 1
             fetched = await self._fetch(missing)
-            expires = self._clock() + self._ttl
+            now = self._clock()
             for influencer_id in missing:
                 tenant = fetched.get(influencer_id)
-                self._entries[influencer_id] = (expires, tenant)
+                ttl = self._ttl if tenant is not None else self._unknown_ttl
+                self._entries[influencer_id] = (now + ttl, tenant)
                 self._entries.move_to_end(influencer_id)
                 if tenant is not None:
                     found[influencer_id] = tenant
@@ -399,7 +406,8 @@ class LiveHub:
 
     async def start(self, services: Services | None = None) -> None:
         """Bind to ``services`` (the app's lifespan passes them), then start reading the
-        aggregates; returns once the reader is positioned at the topic's end."""
+        aggregates; returns once the reader is positioned at the topic's end (or, when Kafka
+        cannot be reached, once the reader has started retrying in the background)."""
         if services is not None:
             self.bind(services)
         if self._source is None:
@@ -622,6 +630,7 @@ class KafkaAggregates:
         *,
         max_batch: int = 1000,
         poll_timeout: float = 0.2,
+        retry_interval: float = 5.0,
     ) -> None:
         self._factory = consumer_factory
         self.topic = topic
@@ -629,6 +638,8 @@ class KafkaAggregates:
         self._poll_timeout = poll_timeout
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.positioned = threading.Event()
+        self.retry_interval = retry_interval
         self.parse_errors = 0
         self.tombstones = 0
 
@@ -637,28 +648,40 @@ class KafkaAggregates:
         return self._stop.is_set()
 
     def start(self, deliver: Callable[[list[Aggregate]], bool]) -> None:
-        """Assign every partition at its end offset, then read in a thread (blocking call)."""
+        """Assign every partition at its end offset and read in a thread (blocking call).
+
+        When Kafka or the topic is not there yet, the API still starts: the thread retries
+        every ``retry_interval`` seconds and reads from the end as of the moment it succeeds.
+        """
+        consumer = self._factory()
+        try:
+            positioned = self._assign(consumer, timeout=10)
+        except Exception as exc:  # KafkaException and timeouts: keep trying in the thread
+            log.warning("live: cannot read %s yet (%s); retrying every %.0f s", self.topic, exc,
+                        self.retry_interval)
+            positioned = False
+        self._thread = threading.Thread(target=self._run, args=(consumer, deliver, positioned),
+                                        name="live-aggregates", daemon=True)
+        self._thread.start()
+
+    def _assign(self, consumer: Consumer, timeout: float) -> bool:
         from confluent_kafka import TopicPartition
 
-        consumer = self._factory()
-        metadata = consumer.list_topics(self.topic, timeout=10)
+        metadata = consumer.list_topics(self.topic, timeout=timeout)
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
-            consumer.close()
-            msg = f"topic {self.topic} is not available"
-            raise LiveError(msg)
+            log.warning("live: topic %s is not available", self.topic)
+            return False
         assignment = []
         for partition in sorted(topic.partitions):
             _, high = consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=10
+                TopicPartition(self.topic, partition), timeout=timeout
             )
             assignment.append(TopicPartition(self.topic, partition, high))
         consumer.assign(assignment)
-        self._thread = threading.Thread(
-            target=self._run, args=(consumer, deliver), name="live-aggregates", daemon=True
-        )
-        self._thread.start()
+        self.positioned.set()
         log.info("live: reading %s from its end (%d partitions)", self.topic, len(assignment))
+        return True
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -667,8 +690,14 @@ class KafkaAggregates:
         if self._thread is not None:
             self._thread.join()
 
-    def _run(self, consumer: Consumer, deliver: Callable[[list[Aggregate]], bool]) -> None:
+    def _run(self, consumer: Consumer, deliver: Callable[[list[Aggregate]], bool],
+             positioned: bool) -> None:
         try:
+            while not positioned and not self._stop.wait(self.retry_interval):
+                try:
+                    positioned = self._assign(consumer, timeout=5)
+                except Exception as exc:
+                    log.warning("live: cannot read %s yet: %s", self.topic, exc)
             while not self._stop.is_set():
                 first = consumer.poll(self._poll_timeout)
                 if first is None:

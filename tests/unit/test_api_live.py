@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,6 +167,51 @@ def test_the_reader_parses_once_and_skips_tombstones_and_bad_records() -> None:
     assert (reader.tombstones, reader.parse_errors) == (1, 2)
 
 
+class FakeConsumer:
+    """A consumer whose broker is unreachable at first."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.assigned: list[Any] = []
+        self.closed = False
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        from types import SimpleNamespace
+
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("broker transport failure")
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None,
+                                                                                      1: None})})
+
+    def get_watermark_offsets(self, partition: Any, timeout: float) -> tuple[int, int]:
+        return 0, 40 + partition.partition
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.assigned = partitions
+
+    def poll(self, timeout: float) -> None:
+        time.sleep(0.001)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("failures", [0, 2])
+def test_the_reader_starts_at_the_end_and_retries_while_kafka_is_away(failures: int) -> None:
+    consumer = FakeConsumer(failures)
+    reader = KafkaAggregates(lambda: consumer, "engagement.aggregates",  # type: ignore[arg-type,return-value]
+                             retry_interval=0.01)
+    reader.start(lambda batch: True)
+    try:
+        assert reader.positioned.wait(5)
+    finally:
+        reader.request_stop()
+        reader.join()
+    assert [(p.partition, p.offset) for p in consumer.assigned] == [(0, 40), (1, 41)]
+    assert consumer.closed
+
+
 # --- matching and keys ---
 
 
@@ -220,10 +266,13 @@ async def test_tenant_directory_caches_known_and_unknown_ids() -> None:
     assert await directory.lookup(["inf-a1", "nobody"]) == {"inf-a1": "tenant-a"}
     assert await directory.lookup(["inf-a1", "nobody"]) == {"inf-a1": "tenant-a"}
     assert len(fetch.calls) == 1
+    now[0] = 6  # unknown ids are asked again sooner: the influencer may have been added
+    await directory.lookup(["inf-a1", "nobody"])
+    assert fetch.calls[-1] == {"nobody"}
     now[0] = 11
     await directory.lookup(["inf-a1"])
     assert fetch.calls[-1] == {"inf-a1"}
-    assert len(fetch.calls) == 2
+    assert len(fetch.calls) == 3
 
 
 async def test_tenant_directory_is_bounded() -> None:
