@@ -38,10 +38,11 @@ from collections.abc import (
     Collection,
     Hashable,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -72,6 +73,12 @@ class SlowSubscriber(ApiError):
     """The subscriber fell too far behind and was dropped so that others are not held up."""
 
     code = "SLOW_SUBSCRIBER"
+
+
+class TooManySubscriptions(ApiError):
+    """The caller already holds as many live subscriptions as it may."""
+
+    code = "TOO_MANY_SUBSCRIPTIONS"
 
 
 class NotFound(NotFoundError):
@@ -366,7 +373,8 @@ def create_hub(settings: Settings, *, topic: str = AGGREGATES.name) -> LiveHub:
 
         return Consumer(consumer_config(settings.kafka_bootstrap))
 
-    return LiveHub(source=KafkaAggregates(consumer, topic))
+    return LiveHub(source=KafkaAggregates(consumer, topic),
+                   max_per_owner=settings.api_max_subscriptions)
 
 
 class LiveHub:
@@ -384,12 +392,15 @@ class LiveHub:
         invalidate: Invalidate | None = None,
         source: KafkaAggregates | None = None,
         queue_size: int = QUEUE_SIZE,
+        max_per_owner: int | None = None,
     ) -> None:
         self.tenants = tenants or TenantDirectory(_no_tenants)
         self._leaderboard = leaderboard or _no_leaderboard
         self._invalidate = invalidate
         self._source = source
         self._queue_size = queue_size
+        self._max_per_owner = max_per_owner
+        self._held: dict[tuple[str, str], int] = {}
         self._metrics: dict[str, dict[MetricKey, Channel[MetricKey, tuple[Aggregate, ...]]]] = {}
         self._boards: dict[str, dict[LeaderboardKey, Channel[LeaderboardKey, Any]]] = {}
         self._inbox: asyncio.Queue[list[Aggregate]] | None = None
@@ -481,11 +492,39 @@ class LiveHub:
             msg = f"no influencer {foreign[0]!r}"
             raise NotFound(msg)
 
+    @contextmanager
+    def _hold(self, tenant_id: str, owner: str | None) -> Iterator[None]:
+        """Count one subscription of ``owner`` (a token subject) against its cap."""
+        if owner is None or self._max_per_owner is None:
+            yield
+            return
+        who = (tenant_id, owner)
+        if self._held.get(who, 0) >= self._max_per_owner:
+            msg = f"at most {self._max_per_owner} live subscriptions at once"
+            raise TooManySubscriptions(msg)
+        self._held[who] = self._held.get(who, 0) + 1
+        try:
+            yield
+        finally:
+            self._held[who] -= 1
+            if not self._held[who]:
+                del self._held[who]
+
     @asynccontextmanager
     async def metric_updates(
+        self, key: MetricKey, owner: str | None = None
+    ) -> AsyncIterator[Subscriber[tuple[Aggregate, ...]]]:
+        """Subscribe to the aggregates ``key`` wants; each batch arrives as one tuple.
+
+        ``owner`` (the token's subject) is counted against the per-owner cap."""
+        with self._hold(key.tenant_id, owner):
+            async with self._metric_updates(key) as subscriber:
+                yield subscriber
+
+    @asynccontextmanager
+    async def _metric_updates(
         self, key: MetricKey
     ) -> AsyncIterator[Subscriber[tuple[Aggregate, ...]]]:
-        """Subscribe to the aggregates ``key`` wants; each batch arrives as one tuple."""
         if key.influencer_ids:
             await self.check_influencers(key.tenant_id, key.influencer_ids)
         channels = self._metrics.setdefault(key.tenant_id, {})
@@ -500,8 +539,16 @@ class LiveHub:
             self._leave(self._metrics, key, channel, subscriber)
 
     @asynccontextmanager
-    async def leaderboard_updates(self, key: LeaderboardKey) -> AsyncIterator[Subscriber[Any]]:
+    async def leaderboard_updates(
+        self, key: LeaderboardKey, owner: str | None = None
+    ) -> AsyncIterator[Subscriber[Any]]:
         """Subscribe to a leaderboard: its current value first, then each change."""
+        with self._hold(key.tenant_id, owner):
+            async with self._leaderboard_updates(key) as subscriber:
+                yield subscriber
+
+    @asynccontextmanager
+    async def _leaderboard_updates(self, key: LeaderboardKey) -> AsyncIterator[Subscriber[Any]]:
         channels = self._boards.setdefault(key.tenant_id, {})
         channel = channels.get(key)
         if channel is None:

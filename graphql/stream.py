@@ -15,7 +15,8 @@ subscription. The protocol:
    (the fields of the aggregates topic);
 3. close codes follow graphql-transport-ws: 4400 malformed message, 4403 missing or invalid
    token (or token expired), 4404 an influencer that is not the tenant's, 4408 no message in
-   time; 1013 ("try again later") when the client fell behind and was dropped.
+   time; 1008 (policy) when the token's subject holds too many live subscriptions, 1013 ("try
+   again later") when the client fell behind and was dropped.
 
 Each batch is encoded once per distinct set of filters and the same text goes to every client.
 """
@@ -37,7 +38,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from creatorpulse.aggregate import Aggregate
 from creatorpulse.graphql.auth import AuthError, Principal, bearer_token, verify
-from creatorpulse.graphql.live import LiveHub, MetricKey, NotFound, SlowSubscriber
+from creatorpulse.graphql.live import (
+    LiveHub,
+    MetricKey,
+    NotFound,
+    SlowSubscriber,
+    TooManySubscriptions,
+)
 from creatorpulse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,7 +174,7 @@ async def _serve(websocket: WebSocket, hub: LiveHub, key: MetricKey, principal: 
                  encode: _Encoded) -> None:
     outcome: list[tuple[int, str]] = []
     try:
-        async with hub.metric_updates(key) as updates:
+        async with hub.metric_updates(key, principal.subject) as updates:
             await websocket.send_text('{"type":"subscribed"}')
             async with anyio.create_task_group() as tasks:
 
@@ -190,6 +197,8 @@ async def _serve(websocket: WebSocket, hub: LiveHub, key: MetricKey, principal: 
                 tasks.start_soon(send)
     except NotFound as exc:
         outcome.append((4404, str(exc)[:120]))
+    except TooManySubscriptions as exc:
+        outcome.append((1008, str(exc)[:120]))
     if outcome:
         await _close(websocket, *outcome[0])
 

@@ -191,7 +191,7 @@ class Subscription:
             if metrics is not None else None,
             window=_window(window, info) if window is not None else None,
         )
-        async with hub.metric_updates(key) as updates:
+        async with hub.metric_updates(key, principal.subject) as updates:
             try:
                 async for batch in _until_expiry(info, principal, updates):
                     for aggregate in batch:
@@ -220,6 +220,6 @@ class Subscription:
         key = LeaderboardKey(principal.tenant_id, _metric(metric, "metric"),
                              _window(window, info),
                              platform.value if platform is not None else ALL_PLATFORMS, first)
-        async with hub.leaderboard_updates(key) as boards:
+        async with hub.leaderboard_updates(key, principal.subject) as boards:
             async for rows in _until_expiry(info, principal, boards):
                 yield _leaderboard_update(key, rows)

@@ -21,6 +21,7 @@ from creatorpulse.graphql.live import (
     SlowSubscriber,
     Subscriber,
     TenantDirectory,
+    TooManySubscriptions,
     match_batch,
     percentile,
 )
@@ -362,6 +363,23 @@ async def test_cache_is_invalidated_once_per_influencer_per_batch() -> None:
     assert sorted(invalidated, key=str) == [
         ("inf-a1", "tenant-a"), ("inf-a2", "tenant-a"), ("stranger", None)]
     assert h.stats.invalidation_errors == 1
+
+
+async def test_subscriptions_per_owner_are_capped() -> None:
+    h = hub(max_per_owner=2)
+    key = MetricKey.of("tenant-a")
+    board = LeaderboardKey("tenant-a", "likes", "1h", "instagram", 2)
+    async with h.metric_updates(key, "alice"), h.leaderboard_updates(board, "alice"):
+        with pytest.raises(TooManySubscriptions, match="at most 2"):
+            async with h.metric_updates(key, "alice"):
+                pass
+        # Another subject, or the same name in another tenant, has its own count.
+        async with h.metric_updates(key, "bob"), \
+                h.metric_updates(MetricKey.of("tenant-b"), "alice"):
+            assert h.subscriber_count() == 4
+    async with h.metric_updates(key, "alice"), h.metric_updates(key, "alice"):
+        assert h._held == {("tenant-a", "alice"): 2}
+    assert h._held == {}
 
 
 async def test_stopping_the_hub_ends_subscriptions() -> None:
