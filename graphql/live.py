@@ -16,8 +16,13 @@ the hub
 
 Subscribers never block each other: each has a bounded queue. A metric subscriber whose queue is
 full is dropped (its stream ends with :class:`SlowSubscriber`); a leaderboard subscriber only
-ever holds the newest leaderboard. The matching, keying and percentile helpers are pure and are
-tested without Kafka.
+ever holds the newest leaderboard. One token subject holds at most
+``CREATORPULSE_API_MAX_SUBSCRIPTIONS`` subscriptions (:class:`TooManySubscriptions`). The
+matching, keying and percentile helpers are pure and are tested without Kafka.
+
+Errors: :class:`SlowSubscriber` and :class:`TooManySubscriptions` are expected API failures
+(:class:`~creatorpulse.graphql.errors.ApiError`, with a code), :class:`NotFound` is the API's
+``NotFoundError``; :class:`LiveError` is the only one that is not the caller's doing.
 """
 
 from __future__ import annotations
