@@ -21,8 +21,9 @@ ever holds the newest leaderboard. One token subject holds at most
 matching, keying and percentile helpers are pure and are tested without Kafka.
 
 Errors: :class:`SlowSubscriber` and :class:`TooManySubscriptions` are expected API failures
-(:class:`~creatorpulse.graphql.errors.ApiError`, with a code), :class:`NotFound` is the API's
-``NotFoundError``; :class:`LiveError` is the only one that is not the caller's doing.
+(:class:`~creatorpulse.graphql.errors.ApiError`, with a code); :class:`NotFound` is the API's
+``NotFoundError``. A Kafka outage is not an error of the hub: the reader retries until it can
+read.
 """
 
 from __future__ import annotations
@@ -68,10 +69,6 @@ P = TypeVar("P")
 K = TypeVar("K", bound=Hashable)
 
 ALL_PLATFORMS = "all"
-
-
-class LiveError(Exception):
-    """The live updates cannot run (the aggregates topic is missing)."""
 
 
 class SlowSubscriber(ApiError):
