@@ -17,6 +17,7 @@ import psycopg
 import uvicorn
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from starlette.routing import WebSocketRoute
 
 from creatorpulse.aggregate import Aggregate
 from creatorpulse.graphql.app import create_app
@@ -26,6 +27,7 @@ from creatorpulse.observation import Provenance
 from creatorpulse.settings import Settings
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+INIT_WAIT = timedelta(seconds=1)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
@@ -60,6 +62,10 @@ class Live:
         self.tenants = tenants
         self.hub: LiveHub = create_hub(settings, topic=topic)
         self.app = create_app(settings, live=self.hub)
+        # The protocol's wait for connection_init, shortened so that a test can see 4408.
+        for route in self.app.routes:
+            if isinstance(route, WebSocketRoute) and route.path == "/graphql":
+                route.endpoint.connection_init_wait_timeout = INIT_WAIT  # type: ignore[attr-defined]
         self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 0})
         self.port = 0
         self._server: uvicorn.Server | None = None

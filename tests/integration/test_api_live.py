@@ -143,6 +143,10 @@ async def test_connection_init_close_codes(live: Live) -> None:
     ws = await acked(live, live.token(live.tenants.a))
     await ws.send(json.dumps({"type": "hello"}))
     assert await closed_with(ws) == 4400
+
+    # No connection_init within the wait (shortened to 1 s here): 4408.
+    ws = await connect(f"{live.ws_url}/graphql", subprotocols=[SUBPROTOCOL])
+    assert await closed_with(ws, timeout=10) == 4408
     assert live.subscribers() == 0
 
 
