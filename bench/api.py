@@ -498,11 +498,11 @@ SUBSCRIPTION = """subscription Live($ids: [ID!]) {
     influencerId metric window gain windowEnd } }"""
 
 
-async def fanout(server: Server, token: str, s: Seed, topic: str, bootstrap: str,
-                 subscribers: int, keys: int, rounds: int, interval: float,
+async def fanout(server: Server, tokens: Callable[[int], str], s: Seed, topic: str,
+                 bootstrap: str, subscribers: int, keys: int, rounds: int, interval: float,
                  stream: bool = False) -> dict[str, Any]:
     """``subscribers`` graphql-transport-ws clients (or ``/metrics/stream`` clients with
-    ``stream``) over ``keys`` distinct subscriptions."""
+    ``stream``) over ``keys`` distinct subscriptions, each client a user of its own."""
     from confluent_kafka import Producer
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -524,6 +524,7 @@ async def fanout(server: Server, token: str, s: Seed, topic: str, bootstrap: str
             ws = await connect(url, subprotocols=None if stream else ["graphql-transport-ws"],
                                max_queue=None, open_timeout=60, ping_interval=None)
             sockets.append(ws)
+            token = tokens(n)
             if stream:
                 await ws.send(json.dumps({"token": token, "influencer_ids": [targets[n % keys]],
                                           "metrics": ["likes"]}))
@@ -544,7 +545,7 @@ async def fanout(server: Server, token: str, s: Seed, topic: str, bootstrap: str
                 message = json.loads(raw)
                 if stream and message.get("type") == "aggregates":
                     gains = [d["gain"] for d in message["data"]]
-                elif message.get("type") == "next":
+                elif message.get("type") == "next" and message["payload"].get("data"):
                     gains = [message["payload"]["data"]["metricUpdates"]["gain"]]
                 else:
                     msg = f"subscriber {n}: {message}"
@@ -741,6 +742,11 @@ async def run(args: argparse.Namespace) -> int:
         future.result(30)
     token = mint(settings, subject="bench", tenant_id=s.tenant_id, role=Role.VIEWER,
                  ttl=timedelta(hours=2))
+
+    def user_token(n: int) -> str:
+        return mint(settings, subject=f"bench-{n}", tenant_id=s.tenant_id, role=Role.VIEWER,
+                    ttl=timedelta(hours=2))
+
     cached: dict[str, Any] = {}
     uncached: dict[str, Any] = {}
     fan = fan_stream = None
@@ -755,11 +761,12 @@ async def run(args: argparse.Namespace) -> int:
             if not args.skip_queries:
                 cached = await measure_queries(args, server, token, s, cached=True)
             if not args.skip_fanout:
-                fan = await fanout(server, token, s, topic, settings.kafka_bootstrap,
+                fan = await fanout(server, user_token, s, topic, settings.kafka_bootstrap,
                                    args.subscribers, min(args.keys, len(s.influencers)),
                                    args.rounds, args.interval)
                 # The same feed over /metrics/stream, whose encoding is shared per batch.
-                fan_stream = await fanout(server, token, s, topic, settings.kafka_bootstrap,
+                fan_stream = await fanout(server, user_token, s, topic,
+                                          settings.kafka_bootstrap,
                                           args.subscribers, min(args.keys, len(s.influencers)),
                                           args.rounds, args.interval, stream=True)
     finally:
