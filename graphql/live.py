@@ -50,7 +50,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from creatorpulse.aggregate import Aggregate, AggregateError
 from creatorpulse.graphql.errors import ApiError, NotFoundError
@@ -219,7 +219,7 @@ class Subscriber(Generic[P]):
         item = await self._queue.get()
         if item is _CLOSED:
             raise StopAsyncIteration
-        return item  # type: ignore[no-any-return]
+        return cast("P", item)
 
 
 @dataclass(eq=False)
@@ -454,12 +454,11 @@ class LiveHub:
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
-        for channels in (*self._metrics.values(), *self._boards.values()):
-            for channel in channels.values():
-                if channel.refreshing is not None:
-                    channel.refreshing.cancel()
-                for subscriber in channel.subscribers:
-                    subscriber.close()
+        for channel in self._channels():
+            if channel.refreshing is not None:
+                channel.refreshing.cancel()
+            for subscriber in channel.subscribers:
+                subscriber.close()
 
     async def _run_pump(self) -> None:
         assert self._inbox is not None
@@ -475,15 +474,17 @@ class LiveHub:
 
     # -- subscribing --
 
+    def _channels(self) -> list[Channel[Any, Any]]:
+        return [
+            *(ch for channels in self._metrics.values() for ch in channels.values()),
+            *(ch for channels in self._boards.values() for ch in channels.values()),
+        ]
+
     def subscriber_count(self) -> int:
-        return sum(
-            len(ch.subscribers)
-            for channels in (*self._metrics.values(), *self._boards.values())
-            for ch in channels.values()
-        )
+        return sum(len(ch.subscribers) for ch in self._channels())
 
     def channel_count(self) -> int:
-        return sum(len(c) for c in (*self._metrics.values(), *self._boards.values()))
+        return len(self._channels())
 
     async def check_influencers(self, tenant_id: str, influencer_ids: Collection[str]) -> None:
         """Raise :class:`NotFound` unless every id is an influencer of ``tenant_id``."""
@@ -608,8 +609,8 @@ class LiveHub:
                 self.stats.metric_payloads += 1
                 if payload:
                     self.stats.dropped_subscribers += channel.push(payload)
-            for key, board in list(self._boards.get(tenant, {}).items()):
-                if any(key.touched_by(a) for a in aggregates):
+            for board_key, board in list(self._boards.get(tenant, {}).items()):
+                if any(board_key.touched_by(a) for a in aggregates):
                     self._request_refresh(board)
 
     async def _invalidate_all(self, tenants: Mapping[str, str | None]) -> None:

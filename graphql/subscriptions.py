@@ -60,11 +60,11 @@ class MetricUpdate:
     window: str = strawberry.field(description="The window's name, e.g. `1h`, `24h`, `7d`.")
     window_start: datetime
     window_end: datetime
-    gain: BigInt = strawberry.field(  # type: ignore[valid-type]
+    gain: BigInt = strawberry.field(
         description="The counter's change over the window (negative when it fell).")
-    value_at_start: BigInt | None = strawberry.field(  # type: ignore[valid-type]
+    value_at_start: BigInt | None = strawberry.field(
         description="The counter at the window's start, when known (missing is not zero).")
-    value_at_end: BigInt | None  # type: ignore[valid-type]
+    value_at_end: BigInt | None
     provenance: Provenance
 
     @classmethod
@@ -73,12 +73,17 @@ class MetricUpdate:
         return _metric_update(aggregate)
 
 
+def _big(value: int | None) -> BigInt | None:
+    return None if value is None else BigInt(value)
+
+
 @functools.lru_cache(maxsize=8192)
 def _metric_update(a: Aggregate) -> MetricUpdate:
     return MetricUpdate(
         influencer_id=strawberry.ID(a.influencer_id), platform=a.platform, metric=a.metric,
         window=a.window_name, window_start=a.window_start, window_end=a.window_end,
-        gain=a.gain, value_at_start=a.value_at_start, value_at_end=a.value_at_end,
+        gain=BigInt(a.gain), value_at_start=_big(a.value_at_start),
+        value_at_end=_big(a.value_at_end),
         provenance=Provenance(a.provenance.value),
     )
 
@@ -109,7 +114,7 @@ def _live(info: Info[Any, Any]) -> tuple[LiveHub, Principal]:
     if not isinstance(hub, LiveHub):
         msg = "live updates are not enabled on this server"
         raise RuntimeError(msg)
-    return hub, context.principal  # type: ignore[no-any-return]
+    return hub, context.principal
 
 
 def _values(values: Sequence[Any] | None, field: str) -> list[str] | None:
@@ -210,7 +215,7 @@ class Subscription:
         info: Info[Any, Any],
         metric: str,
         window: str = "24h",
-        platform: Platform | None = None,  # type: ignore[valid-type]
+        platform: Platform | None = None,
         first: int = 10,
     ) -> AsyncGenerator[LeaderboardUpdate, None]:
         hub, principal = _live(info)
