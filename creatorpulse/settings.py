@@ -490,6 +490,12 @@ class Settings:
         "5m",
         "How long an aggregate answer stays in the Redis cache (fresh aggregates evict it sooner).",
     )
+    api_max_subscriptions: int = _setting(
+        "API_MAX_SUBSCRIPTIONS",
+        _positive_int,
+        "200",
+        "Most live subscriptions one token subject may hold at once, over all its connections.",
+    )
     webhooks_url: str = _setting(
         "WEBHOOKS_URL",
         _http_url,

@@ -35,7 +35,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from creatorpulse.graphql import influencers, rest
+from creatorpulse.graphql import influencers, rest, stream
 from creatorpulse.graphql.auth import AuthError, authenticate, bearer_token, signing_key, verify
 from creatorpulse.graphql.cache import AggregateCache
 from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, client_key
@@ -257,6 +257,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", prometheus),
         *rest.routes(),
+        stream.metrics_stream_route(settings, lambda ws: ws.app.state.live),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.schema = schema
