@@ -24,12 +24,15 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.printer import print_schema
@@ -104,12 +107,23 @@ def _skip_introspection(ctx: IgnoreContext) -> bool:
     return ctx.field_name.startswith("__")
 
 
+# Distinct query texts whose parse and validation are kept (clients send few distinct texts).
+_CACHE_SIZE = 1024
+
+
 def extensions(settings: Settings, *, production: bool) -> list[Callable[[], SchemaExtension]]:
+    # The depth and alias rules are built once: a limiter made per request makes new rule
+    # classes each time, and validation could never be cached by query text.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.api_max_depth,
+                           should_ignore=_skip_introspection).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.api_max_aliases).validation_rules,
+    ]
     found: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=settings.api_max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.api_max_depth,
-                                  should_ignore=_skip_introspection),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.api_max_aliases),
+        lambda: ParserCache(maxsize=_CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=_CACHE_SIZE),
         lambda: CostLimiter(max_cost=settings.api_max_cost, max_first=settings.api_max_first),
         lambda: MaskErrors(should_mask_error=_unexpected),
         ErrorCodes,

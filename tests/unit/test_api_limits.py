@@ -256,3 +256,22 @@ def test_unexpected_errors_are_logged_without_the_operation_text(
     assert [e.message for e in result.errors] == ["Unexpected error."]
     assert "linkAccount" in caplog.text  # the path is logged ...
     assert "sentinel-token-in-query" not in caplog.text  # ... the operation's text is not
+
+
+def test_a_query_text_is_validated_once_and_its_refusal_still_holds() -> None:
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    from creatorpulse.graphql.schema import _CACHE_SIZE
+
+    cache = _get_validate_cache(_CACHE_SIZE)
+    nested = "influencer { " * 9 + "id" + " }" * 9
+    q = f'{{ accounts {{ influencer {{ accounts {{ {nested} }} }} }} }}'
+    ctx = CountingContext()
+    schema = build_schema(ctx.settings, production=False)
+    before = cache.cache_info()
+    results = [asyncio.run(schema.execute(q, context_value=ctx)) for _ in range(3)]
+    after = cache.cache_info()
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 2
+    assert all(r.errors and "exceeds maximum operation depth" in r.errors[0].message
+               for r in results)
+    assert ctx.calls == 0
