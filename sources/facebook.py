@@ -39,6 +39,7 @@ class Facebook(GraphConnector):
         "fan_count": "page_likes",
     }
     content_edge = "posts"
+    published_field = "created_time"
     item_fields = (
         "id,created_time,shares,reactions.summary(total_count),comments.summary(total_count)")
 

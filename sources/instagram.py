@@ -38,6 +38,7 @@ class Instagram(GraphConnector):
         "media_count": "media_count",
     }
     content_edge = "media"
+    published_field = "timestamp"
     item_fields = "id,media_type,media_product_type,timestamp,like_count,comments_count"
 
     def map_item(self, observe: Observer, item: Any, poll: Poll) -> None:

@@ -28,6 +28,7 @@ from creatorpulse.sources._common import (
     items,
     lookup,
     map_each,
+    newer,
     obj,
     pages,
     reason,
@@ -71,15 +72,18 @@ TRANSIENT_CODES = frozenset({"internal_error"})
 class TikTok(ConnectorBase):
     platform: ClassVar[Platform] = Platform.TIKTOK
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        observe = Observer(self.platform, account, now)
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        observe = Observer(self.platform, account, now, since)
         poll = Poll()
         body = api.get("/v2/user/info/", {"fields": USER_FIELDS})
         map_each(poll, [body], lambda item, part: observe.counts(
             part, obj(obj(obj(item, "body").get("data"), "data").get("user"), "data.user"),
             ACCOUNT_METRICS), "user")
-        videos = pages(poll, "video/list", lambda cursor: api.post(
-            "/v2/video/list/", json=_list_body(cursor), params={"fields": VIDEO_FIELDS}), _split)
+        videos = newer(pages(poll, "video/list", lambda cursor: api.post(
+            "/v2/video/list/", json=_list_body(cursor), params={"fields": VIDEO_FIELDS}), _split),
+            since, lambda item: unix_time(obj(item, "video"), "create_time"))
         map_each(poll, videos, lambda item, part: _video(observe, item, part), "video")
         return poll
 

@@ -20,6 +20,7 @@ releases the leases (so the others take over at once) and flushes the producer.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
@@ -30,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -78,6 +80,23 @@ def interrupted_sleep(stop: threading.Event, seconds: float) -> None:
     if stop.wait(seconds):
         msg = "the worker is stopping"
         raise Retry(msg)
+
+
+@lru_cache(maxsize=64)
+def takes_since(kind: type) -> bool:
+    """Whether a connector class's ``fetch_account`` has the ``since`` cutoff (older ones and
+    simple fakes do not: they are called without it)."""
+    try:
+        return "since" in inspect.signature(kind.fetch_account).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def fetch_account(connector: Connector, api: AccountApi, account: Account, now: datetime,
+                  since: datetime) -> Poll:
+    if takes_since(type(connector)):
+        return connector.fetch_account(api, account, now, since=since)
+    return connector.fetch_account(api, account, now)
 
 
 @dataclass
@@ -334,7 +353,8 @@ class Worker:
         content: list[Content] = []
         try:
             if whole:
-                poll = connector.fetch_account(held.api, account, now)
+                poll = fetch_account(connector, held.api, account, now,
+                                     now - self._policy.max_age)
                 cadence.after_account_poll(now, poll)
             seen = {c.id for c in poll.content}
             content = [c for c in cadence.due_content(now) if c.id not in seen]
