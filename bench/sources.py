@@ -118,8 +118,9 @@ class Counting:
         self._lock = lock
         self.platform = inner.platform
 
-    def fetch_account(self, api: Any, account: Any, now: datetime) -> Any:
-        poll = self._inner.fetch_account(api, account, now)
+    def fetch_account(self, api: Any, account: Any, now: datetime,
+                      since: datetime | None = None) -> Any:
+        poll = self._inner.fetch_account(api, account, now, since=since)
         with self._lock:
             self._counts["account_polls"] += 1
             self._counts["observations"] += len(poll.observations)

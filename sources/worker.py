@@ -9,7 +9,8 @@ main loop, on one thread:
   resumed account is claimed and polled at once, a paused or unlinked one is released;
 - takes poll hints (``engagement.hints``) for the accounts it holds: poll now, only the content
   named when it is tracked;
-- hands due polls to a thread pool, one poll at a time per account.
+- hands due polls to a thread pool, one poll at a time per account, oldest-due first and no
+  more than the threads can take (:data:`QUEUE_PER_THREAD` each).
 
 A poll calls the platform's connector (``sources/registry.py``) through an :class:`AccountApi`,
 publishes observations and dead letters, feeds the :class:`Cadence`, and records the outcome in
@@ -20,6 +21,7 @@ releases the leases (so the others take over at once) and flushes the producer.
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import logging
 import queue
@@ -62,6 +64,9 @@ from creatorpulse.sources.ratelimit import Limiter, backoff, system_random
 from creatorpulse.tokens import VaultError
 
 log = logging.getLogger(__name__)
+
+QUEUE_PER_THREAD = 4  # polls queued or running per poll thread, at most
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 ConnectorLookup = Callable[[Platform], Any]
@@ -160,6 +165,8 @@ class Worker:
         self._policy = Policy.from_settings(settings)
         self.leases = Leases(redis_client, self.worker_id, settings.lease_ttl, prefix=prefix)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll")
+        self.queue_limit = threads * QUEUE_PER_THREAD
+        self._running: set[str] = set()  # accounts with a poll queued or running
         self._held: dict[str, Held] = {}
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
         self._stop = stop_event or threading.Event()
@@ -211,8 +218,10 @@ class Worker:
                         self._sync(live)
                         next_sync = time.monotonic() + sync_every
                     self._take_hints()
-                    self._dispatch()
-                    for _ in listener.notifies(timeout=0.2, stop_after=1):
+                    backlog = self._dispatch()
+                    # With polls left waiting, come back as soon as threads may be free.
+                    wait = 0.02 if backlog else 0.2
+                    for _ in listener.notifies(timeout=wait, stop_after=1):
                         self._dirty = True
                 except psycopg.Error as exc:
                     # The registry is unreachable: keep polling what is held, try again soon.
@@ -332,17 +341,40 @@ class Worker:
 
     # --- polling ----------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> bool:
+        """Queue the due polls, at most what the threads can take (:attr:`queue_limit` in
+        flight), oldest-due first; the rest wait for the next pass. True when some were left.
+
+        An unbounded queue would hold a poll for every due account (thousands), each run long
+        after it was planned and none picking up a hint or a released lease in between.
+        """
         now = self._clock()
-        for held in self._held.values():
-            if held.running is not None and not held.running.done():
+        room = self.queue_limit - len(self._running)
+        if room <= 0:
+            return True
+        due: list[tuple[datetime, int, Held, bool]] = []
+        for n, held in enumerate(self._held.values()):
+            if held.account.id in self._running:
                 continue
             whole = held.hinted_account or held.cadence.account_due(now)
-            if whole or held.hinted_content or held.cadence.due_content(now):
-                hinted = set(held.hinted_content)
-                held.hinted_account = False
-                held.hinted_content.clear()
-                held.running = self._pool.submit(self._poll, held, whole, hinted)
+            if held.hinted_account or held.hinted_content:
+                since = _EARLIEST
+            elif whole:
+                since = held.cadence.account_next_at or _EARLIEST
+            elif held.cadence.due_content(now):
+                since = now
+            else:
+                continue
+            due.append((since, n, held, whole))
+        for _, _, held, whole in heapq.nsmallest(room, due):
+            hinted = set(held.hinted_content)
+            held.hinted_account = False
+            held.hinted_content.clear()
+            account_id = held.account.id
+            self._running.add(account_id)
+            held.running = self._pool.submit(self._poll, held, whole, hinted)
+            held.running.add_done_callback(lambda _, a=account_id: self._running.discard(a))
+        return len(due) > room
 
     def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
         account, cadence = held.account, held.cadence
