@@ -231,7 +231,7 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
 
     from creatorpulse.settings import Secret
     from creatorpulse.sinks import registry
-    from creatorpulse.sinks.registry import Credentials
+    from creatorpulse.sinks.registry import AccountLink, Credentials
     from creatorpulse.tokens import TokenVault
 
     vault = TokenVault.from_settings(settings)
@@ -240,11 +240,13 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
         r = requests.get(f"{urls[p]}/_sim/accounts", params={"limit": per_platform}, timeout=60)
         r.raise_for_status()
         rows[p] = r.json()["accounts"]
-    linked = 0
     with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as conn:
         registry.ensure_tenant(conn, tenant)
-        for i in range(per_platform):
-            influencer = registry.add_influencer(conn, tenant, f"creator {i}").id
+        with conn.transaction():  # one commit: each influencer is a savepoint of it
+            influencers = [registry.add_influencer(conn, tenant, f"creator {i}").id
+                           for i in range(per_platform)]
+        links = []
+        for i, influencer in enumerate(influencers):
             for p in PLATFORMS:
                 row = rows[p][i]
                 creds = Credentials(
@@ -252,12 +254,9 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
                     refresh_token=Secret(row["refresh_token"]) if row["refresh_token"] else None,
                     expires_at=(datetime.fromtimestamp(row["expires_at"], UTC)
                                 if row["expires_at"] else None))
-                registry.link_account(conn, vault, tenant, influencer, p, row["id"],
-                                      handle=row["handle"], poll_interval=timedelta(seconds=1),
-                                      credentials=creds)
-                linked += 1
-            if (i + 1) % max(1, per_platform // 5) == 0:
-                say(f"registered {linked} accounts")
+                links.append(AccountLink(influencer, p, row["id"], handle=row["handle"],
+                                         poll_interval=timedelta(seconds=1), credentials=creds))
+        linked = len(registry.link_accounts(conn, vault, tenant, links))
     return linked
 
 
