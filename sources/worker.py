@@ -65,7 +65,7 @@ from creatorpulse.tokens import VaultError
 
 log = logging.getLogger(__name__)
 
-QUEUE_PER_THREAD = 4  # polls queued or running per poll thread, at most
+QUEUE_PER_THREAD = 8  # polls queued or running per poll thread, at most
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -220,7 +220,7 @@ class Worker:
                     self._take_hints()
                     backlog = self._dispatch()
                     # With polls left waiting, come back as soon as threads may be free.
-                    wait = 0.02 if backlog else 0.2
+                    wait = 0.05 if backlog else 0.2
                     for _ in listener.notifies(timeout=wait, stop_after=1):
                         self._dirty = True
                 except psycopg.Error as exc:
@@ -348,10 +348,10 @@ class Worker:
         An unbounded queue would hold a poll for every due account (thousands), each run long
         after it was planned and none picking up a hint or a released lease in between.
         """
-        now = self._clock()
         room = self.queue_limit - len(self._running)
-        if room <= 0:
-            return True
+        if room < self.queue_limit // 2:
+            return True  # a pass costs O(accounts): wait until half the queue is free
+        now = self._clock()
         due: list[tuple[datetime, int, Held, bool]] = []
         for n, held in enumerate(self._held.values()):
             if held.account.id in self._running:
