@@ -3,7 +3,9 @@
 One worker is one process (``creatorpulse sources run``; ``--workers N`` starts N of them). Its
 main loop, on one thread:
 
-- renews its leases and heartbeat every third of the lease period (:mod:`.leases`);
+- renews its leases every third of the lease period and counts the live workers every second
+  (:mod:`.leases`): when one comes or goes, the shares are recomputed at once, and a worker
+  under its share looks again each second for a few seconds, so the load settles quickly;
 - syncs with the registry at once on ``NOTIFY creatorpulse_registry`` and, as a safety net, with
   each heartbeat (listing every account is O(accounts) of Python work each time): a new or
   resumed account is claimed and polled at once, a paused or unlinked one is released;
@@ -65,6 +67,8 @@ from creatorpulse.tokens import VaultError
 
 log = logging.getLogger(__name__)
 
+COUNT_EVERY = 1.0  # seconds between counts of the live workers
+QUICK_SYNCS = 5  # registry syncs a second apart while under the share, after a change
 QUEUE_PER_THREAD = 8  # polls queued or running per poll thread, at most
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -190,16 +194,19 @@ class Worker:
     def run(self) -> None:
         """Poll until :meth:`stop`; then release the leases and flush."""
         ttl = self.settings.lease_ttl.total_seconds()
-        beat_every = ttl / 3
-        sync_every = beat_every  # NOTIFY brings changes at once; this is the safety net
+        renew_every = ttl / 3
+        # Counting the live workers is one cheap round trip: doing it every second lets a
+        # newcomer get its fair share within a second or two rather than a renewal period.
+        count_every = min(COUNT_EVERY, renew_every)
+        sync_every = renew_every  # NOTIFY brings changes at once; this is the safety net
         log.info("worker %s starting (lease %gs)", self.worker_id, ttl)
         hint_thread = None
         if self._hints is not None:
             hint_thread = threading.Thread(target=self._consume_hints, name="hints", daemon=True)
             hint_thread.start()
         listener: psycopg.Connection | None = None
-        next_beat = next_sync = 0.0
-        live = 1
+        next_renew = next_count = next_sync = 0.0
+        live, quick = 1, QUICK_SYNCS
         try:
             while not self._stop.is_set():
                 try:
@@ -209,14 +216,23 @@ class Worker:
                         listener.execute(f"LISTEN {registry.CHANNEL}")
                         self._dirty = True  # changes may have been missed while away
                     now = time.monotonic()
-                    if now >= next_beat:
-                        live = self.leases.heartbeat()
+                    if now >= next_count:
+                        counted = self.leases.heartbeat()
+                        if counted != live:
+                            self._dirty = True  # a worker came or went: shares change
+                            quick = QUICK_SYNCS
+                        live = counted
+                        next_count = now + count_every
+                    if now >= next_renew:
                         self._renew()
-                        next_beat = now + beat_every
+                        next_renew = now + renew_every
                     if self._dirty or now >= next_sync:
                         self._dirty = False
-                        self._sync(live)
-                        next_sync = time.monotonic() + sync_every
+                        short = self._sync(live) and quick > 0
+                        # Under the share: the others release their surplus within a count, so
+                        # look again soon (a few times: shares rounded up may never all fill).
+                        quick -= short
+                        next_sync = time.monotonic() + (count_every if short else sync_every)
                     self._take_hints()
                     backlog = self._dispatch()
                     # With polls left waiting, come back as soon as threads may be free.
@@ -257,7 +273,9 @@ class Worker:
             log.warning("lost the lease of account %s; another worker polls it now", account_id)
             self._drop(account_id)
 
-    def _sync(self, live: int) -> None:
+    def _sync(self, live: int) -> bool:
+        """Claim up to the fair share, release the surplus; True while under the share with
+        accounts still held by others (they release them at their next count of workers)."""
         with self._connect() as conn:
             rows = registry.list_accounts(conn, self._tenant_id, status=registry.ACTIVE)
         active = {r.id: r for r in rows if r.platform not in self._no_connector}
@@ -270,11 +288,13 @@ class Worker:
             held.cadence.base_interval = row.poll_interval
             held.account = to_account(row)
         share = -(-len(active) // max(1, live))  # ceil: this worker's fair share
-        for account_id in claim:
-            if len(self._held) >= share:
-                break
-            if self.leases.claim(account_id):
+        start = 0
+        while len(self._held) < share and start < len(claim):
+            batch = claim[start:start + share - len(self._held)]
+            start += len(batch)
+            for account_id in self.leases.claim_many(batch):
                 self._adopt(active[account_id])
+        return len(self._held) < share and bool(claim)
 
     def _adopt(self, row: PlatformAccount) -> None:
         account = to_account(row)
