@@ -152,13 +152,14 @@ class Observation:
         """``to_dict`` as compact JSON (what ``json.dumps`` with ``(",", ":")`` separators
         writes, byte for byte), assembled directly: it runs for every record published."""
         content = "null" if self.content_id is None else _quote(self.content_id)
+        # The enums are str subclasses: quoted as they are, they give their values.
         return (
-            f'{{"platform":{_quote(self.platform.value)},"account_id":{_quote(self.account_id)},'
+            f'{{"platform":{_quote(self.platform)},"account_id":{_quote(self.account_id)},'
             f'"influencer_id":{_quote(self.influencer_id)},"content_id":{content},'
-            f'"content_kind":{_quote(self.content_kind.value)},"metric":{_quote(self.metric)},'
+            f'"content_kind":{_quote(self.content_kind)},"metric":{_quote(self.metric)},'
             f'"value":{int.__repr__(self.value)},'
             f'"observed_at":"{format_timestamp(self.observed_at)}",'
-            f'"provenance":{_quote(self.provenance.value)},"event_id":{_quote(self.event_id)}}}'
+            f'"provenance":{_quote(self.provenance)},"event_id":{_quote(self.event_id)}}}'
         ).encode()
 
     @classmethod
@@ -212,7 +213,7 @@ class Readings:
     equal to :meth:`Observation.create`'s, event ids included.
     """
 
-    __slots__ = ("_time", "account_id", "influencer_id", "observed_at", "platform")
+    __slots__ = ("_platform", "_time", "account_id", "influencer_id", "observed_at", "platform")
 
     def __init__(self, platform: Platform, account_id: str, influencer_id: str,
                  observed_at: datetime) -> None:
@@ -222,6 +223,7 @@ class Readings:
         self.account_id = account_id
         self.influencer_id = influencer_id
         self.observed_at = utc_millis(observed_at)
+        self._platform = self.platform.value
         self._time = format_timestamp(self.observed_at)
 
     def make(
@@ -247,18 +249,20 @@ class Readings:
             raise ObservationError(msg)
         at = self.observed_at
         ident = hashlib.sha256("\x1f".join((
-            self.platform.value, self.account_id, content_id or "", metric, self._time)).encode()
+            self._platform, self.account_id, content_id or "", metric, self._time)).encode()
         ).hexdigest()[:32]
         record = _new(Observation)
         _set(record, "platform", self.platform)
         _set(record, "account_id", self.account_id)
         _set(record, "influencer_id", self.influencer_id)
         _set(record, "content_id", content_id)
-        _set(record, "content_kind", ContentKind(content_kind))
+        _set(record, "content_kind", content_kind if content_kind.__class__ is ContentKind
+             else ContentKind(content_kind))
         _set(record, "metric", metric)
         _set(record, "value", value)
         _set(record, "observed_at", at)
-        _set(record, "provenance", Provenance(provenance))
+        _set(record, "provenance", provenance if provenance.__class__ is Provenance
+             else Provenance(provenance))
         _set(record, "event_id", ident)
         return record
 

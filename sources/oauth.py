@@ -163,10 +163,17 @@ class DirectSession(OAuth2Session):
         if body is not None:
             payload = json_module.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
+        parts = urlsplit(url)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
         try:
-            r = self._pool.request(method, url, body=payload, headers=headers,
-                                   timeout=urllib3.Timeout(total=timeout), retries=False,
-                                   redirect=False)
+            # The host's pool, then the target alone: urllib3 re-encodes a whole URL character
+            # by character on each of its layers.
+            pool = self._pool.connection_from_host(parts.hostname, parts.port, parts.scheme)
+            r = pool.urlopen(method, target, body=payload, headers=headers,
+                             timeout=urllib3.Timeout(total=timeout), retries=False,
+                             redirect=False, preload_content=True)
+        except urllib3.exceptions.NewConnectionError as exc:  # a TimeoutError in urllib3
+            raise requests.ConnectionError(type(exc).__name__) from None
         except urllib3.exceptions.TimeoutError:
             raise requests.Timeout from None  # no URL in it: Meta's carries the token
         except urllib3.exceptions.HTTPError as exc:
