@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 COUNT_EVERY = 1.0  # seconds between counts of the live workers
 QUICK_SYNCS = 5  # registry syncs a second apart while under the share, after a change
-QUEUE_PER_THREAD = 8  # polls queued or running per poll thread, at most
+QUEUE_PER_THREAD = 16  # polls queued or running per poll thread, at most
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
