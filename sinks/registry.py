@@ -468,8 +468,25 @@ def load_credentials(
         "FROM oauth_credentials WHERE account_id = %s",
         (account_id,),
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _credentials(vault, row)
+
+
+def load_credentials_many(
+    conn: psycopg.Connection, vault: TokenVault, account_ids: Sequence[str]
+) -> dict[str, Credentials | None]:
+    """:func:`load_credentials` of each account in one query (None: no tokens stored)."""
+    found: dict[str, Credentials | None] = dict.fromkeys(account_ids)
+    if account_ids:
+        for account_id, *row in conn.execute(
+            "SELECT account_id, access_token_enc, refresh_token_enc, expires_at, scopes, "
+            "updated_at FROM oauth_credentials WHERE account_id = ANY(%s)",
+            (list(account_ids),),
+        ):
+            found[account_id] = _credentials(vault, row)
+    return found
+
+
+def _credentials(vault: TokenVault, row: Sequence[Any]) -> Credentials:
     access, refresh, expires_at, scopes, updated_at = row
     return Credentials(
         access_token=vault.open(access),

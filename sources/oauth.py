@@ -19,7 +19,7 @@ from __future__ import annotations
 import json as json_module
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,12 @@ from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 from requests_oauthlib import OAuth2Session
 
 from creatorpulse.settings import Secret, Settings
-from creatorpulse.sinks.registry import Credentials, load_credentials, store_credentials
+from creatorpulse.sinks.registry import (
+    Credentials,
+    load_credentials,
+    load_credentials_many,
+    store_credentials,
+)
 from creatorpulse.sources.base import Account, ApiError, Retry
 from creatorpulse.tokens import TokenVault
 
@@ -260,6 +265,17 @@ class TokenManager:
     def forget(self, account_id: str) -> None:
         with self._mutex:
             self._cache.pop(account_id, None)
+
+    def preload(self, account_ids: Sequence[str]) -> None:
+        """Read the tokens of accounts just adopted in one query, not one per first poll."""
+        wanted = [a for a in account_ids if a not in self._cache]
+        if not wanted:
+            return
+        with self._connect() as conn:
+            found = load_credentials_many(conn, self._vault, wanted)
+        with self._mutex:
+            for account_id, creds in found.items():
+                self._cache.setdefault(account_id, creds)
 
     def current(self, account: Account) -> Credentials | None:
         """The account's credentials, refreshed first when they expire within the margin."""

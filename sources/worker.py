@@ -292,8 +292,13 @@ class Worker:
         while len(self._held) < share and start < len(claim):
             batch = claim[start:start + share - len(self._held)]
             start += len(batch)
-            for account_id in self.leases.claim_many(batch):
+            claimed = self.leases.claim_many(batch)
+            for account_id in claimed:
                 self._adopt(active[account_id])
+            try:
+                self._tokens.preload(claimed)
+            except (psycopg.Error, VaultError) as exc:  # each first poll reads its own then
+                log.warning("could not preload tokens (%s)", type(exc).__name__)
         return len(self._held) < share and bool(claim)
 
     def _adopt(self, row: PlatformAccount) -> None:

@@ -178,6 +178,10 @@ def test_link_accounts_links_many_in_one_transaction_with_one_notification(
     loaded = registry.load_credentials(conn, vault, linked[2].id)
     assert loaded is not None and loaded.access_token.reveal() == "act.plain-many"
     assert registry.load_credentials(conn, vault, linked[1].id) is None
+    many = registry.load_credentials_many(conn, vault, [linked[2].id, linked[1].id])
+    assert list(many) == [linked[2].id, linked[1].id]
+    assert many[linked[1].id] is None
+    assert many[linked[2].id] == loaded
 
 
 def test_link_accounts_is_all_or_nothing(
