@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         drain(args.warmup)
         drain(0)
         first, t0 = totals(), time.monotonic()
+        load0 = os.getloadavg()[0]
         sim0, pipe_cpu0 = sim_totals(urls), None
         pipe.send("cpu")
         pipe_cpu0 = pipe.recv()
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cores")
         drain(0)
         last, t1 = totals(), time.monotonic()
+        load1 = os.getloadavg()[0]
         sim1 = sim_totals(urls)
         pipe.send("cpu")
         sim_cpu = (pipe.recv() - pipe_cpu0) / (t1 - t0)
@@ -440,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             "observations_per_s": round((last["observations"] - first["observations"])
                                         / window, 1),
             "simulator_cores": round(sim_cpu, 2),
+            # The machine may be shared: its 1-minute load average as the window opened and
+            # closed (the polls' CPU cost grows with contention).
+            "load_average": [round(load0, 2), round(load1, 2)],
             "goal_polls_per_s_per_core": GOAL,
         }
         per_core = results["polls_per_s_per_core"] or 0.0
