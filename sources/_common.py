@@ -3,7 +3,8 @@
 Mapping is item by item: :func:`map_each` maps each item of a page into its own :class:`Poll`
 and keeps it only when the whole item mapped, so a malformed item becomes one dead letter (its
 JSON bytes and the reason) while the rest of the page still counts. :func:`pages` walks any
-cursor-based pagination to the end, empty pages included, and refuses a cursor seen twice.
+cursor-based pagination to the end, empty pages included, and refuses a cursor seen twice;
+:func:`newer` ends a newest-first walk at the first item older than the cutoff.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 - Account: ``GET /v2/user/info/?fields=…`` (scope ``user.info.stats`` for the counts); the
   account is the token's user.
 - Content list: ``POST /v2/video/list/?fields=…`` with the JSON body ``{"max_count": 20,
-  "cursor": <ms>}``, following ``data.cursor`` while ``data.has_more`` is true.
+  "cursor": <ms>}``, following ``data.cursor`` while ``data.has_more`` is true, back to the
+  cutoff (``since``).
 - Targeted poll: ``POST /v2/video/query/?fields=…`` with ``{"filters": {"video_ids": […]}}``,
   20 ids a call; an id the answer leaves out is deleted (or no longer public).
 

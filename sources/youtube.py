@@ -5,8 +5,8 @@
   down to 3 significant digits, so it is flagged ``rounded``; with ``hiddenSubscriberCount`` it
   is not reported at all (no observation).
 - Content list: ``GET /youtube/v3/playlistItems`` over the uploads playlist (``UU…``), following
-  ``nextPageToken`` to the end, then ``GET /youtube/v3/videos?part=statistics,snippet`` for up to
-  50 ids a call. A video listed but absent from ``videos.list`` was deleted or made private.
+  ``nextPageToken`` back to the cutoff (``since``, read from ``videoPublishedAt``), then
+  ``GET /youtube/v3/videos?part=statistics,snippet`` for up to 50 ids a call. A video listed but absent from ``videos.list`` was deleted or made private.
 - Counts are uint64 sent as JSON strings. ``likeCount`` / ``commentCount`` are absent when
   hidden or disabled (missing, not zero); ``dislikeCount`` is private and ``favoriteCount`` dead.
 
