@@ -6,7 +6,8 @@
   is not reported at all (no observation).
 - Content list: ``GET /youtube/v3/playlistItems`` over the uploads playlist (``UU…``), following
   ``nextPageToken`` back to the cutoff (``since``, read from ``videoPublishedAt``), then
-  ``GET /youtube/v3/videos?part=statistics,snippet`` for up to 50 ids a call. A video listed but absent from ``videos.list`` was deleted or made private.
+  ``GET /youtube/v3/videos?part=statistics,snippet`` for up to 50 ids a call. A video listed but
+  absent from ``videos.list`` was deleted or made private.
 - Counts are uint64 sent as JSON strings. ``likeCount`` / ``commentCount`` are absent when
   hidden or disabled (missing, not zero); ``dislikeCount`` is private and ``favoriteCount`` dead.
 
