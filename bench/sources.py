@@ -118,8 +118,9 @@ class Counting:
         self._lock = lock
         self.platform = inner.platform
 
-    def fetch_account(self, api: Any, account: Any, now: datetime) -> Any:
-        poll = self._inner.fetch_account(api, account, now)
+    def fetch_account(self, api: Any, account: Any, now: datetime,
+                      since: datetime | None = None) -> Any:
+        poll = self._inner.fetch_account(api, account, now, since=since)
         with self._lock:
             self._counts["account_polls"] += 1
             self._counts["observations"] += len(poll.observations)
@@ -230,7 +231,7 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
 
     from creatorpulse.settings import Secret
     from creatorpulse.sinks import registry
-    from creatorpulse.sinks.registry import Credentials
+    from creatorpulse.sinks.registry import AccountLink, Credentials
     from creatorpulse.tokens import TokenVault
 
     vault = TokenVault.from_settings(settings)
@@ -239,11 +240,13 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
         r = requests.get(f"{urls[p]}/_sim/accounts", params={"limit": per_platform}, timeout=60)
         r.raise_for_status()
         rows[p] = r.json()["accounts"]
-    linked = 0
     with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as conn:
         registry.ensure_tenant(conn, tenant)
-        for i in range(per_platform):
-            influencer = registry.add_influencer(conn, tenant, f"creator {i}").id
+        with conn.transaction():  # one commit: each influencer is a savepoint of it
+            influencers = [registry.add_influencer(conn, tenant, f"creator {i}").id
+                           for i in range(per_platform)]
+        links = []
+        for i, influencer in enumerate(influencers):
             for p in PLATFORMS:
                 row = rows[p][i]
                 creds = Credentials(
@@ -251,12 +254,9 @@ def register(settings: Any, tenant: str, urls: dict[str, str], per_platform: int
                     refresh_token=Secret(row["refresh_token"]) if row["refresh_token"] else None,
                     expires_at=(datetime.fromtimestamp(row["expires_at"], UTC)
                                 if row["expires_at"] else None))
-                registry.link_account(conn, vault, tenant, influencer, p, row["id"],
-                                      handle=row["handle"], poll_interval=timedelta(seconds=1),
-                                      credentials=creds)
-                linked += 1
-            if (i + 1) % max(1, per_platform // 5) == 0:
-                say(f"registered {linked} accounts")
+                links.append(AccountLink(influencer, p, row["id"], handle=row["handle"],
+                                         poll_interval=timedelta(seconds=1), credentials=creds))
+        linked = len(registry.link_accounts(conn, vault, tenant, links))
     return linked
 
 
@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         drain(args.warmup)
         drain(0)
         first, t0 = totals(), time.monotonic()
+        load0 = os.getloadavg()[0]
         sim0, pipe_cpu0 = sim_totals(urls), None
         pipe.send("cpu")
         pipe_cpu0 = pipe.recv()
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cores")
         drain(0)
         last, t1 = totals(), time.monotonic()
+        load1 = os.getloadavg()[0]
         sim1 = sim_totals(urls)
         pipe.send("cpu")
         sim_cpu = (pipe.recv() - pipe_cpu0) / (t1 - t0)
@@ -440,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             "observations_per_s": round((last["observations"] - first["observations"])
                                         / window, 1),
             "simulator_cores": round(sim_cpu, 2),
+            # The machine may be shared: its 1-minute load average as the window opened and
+            # closed (the polls' CPU cost grows with contention).
+            "load_average": [round(load0, 2), round(load1, 2)],
             "goal_polls_per_s_per_core": GOAL,
         }
         per_core = results["polls_per_s_per_core"] or 0.0

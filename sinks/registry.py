@@ -267,6 +267,78 @@ def link_account(
     return _account(row)
 
 
+@dataclass(frozen=True)
+class AccountLink:
+    """One account to link with :func:`link_accounts` (the arguments of :func:`link_account`)."""
+
+    influencer_id: str
+    platform: Platform | str
+    external_id: str
+    handle: str | None = None
+    poll_interval: timedelta | None = None
+    credentials: Credentials | None = None
+
+
+def link_accounts(
+    conn: psycopg.Connection,
+    vault: TokenVault,
+    tenant_id: str,
+    links: Sequence[AccountLink],
+) -> list[PlatformAccount]:
+    """Link many accounts at once: one transaction, one ``accounts.linked`` NOTIFY.
+
+    All or nothing, with :func:`link_account`'s checks: an unknown influencer is
+    :class:`NotFound`, an account already linked (or twice in ``links``) :class:`Conflict`.
+    The notification carries the count, not the ids: pollers re-read the registry on any.
+    """
+    rows_in = []
+    for link in links:
+        platform = _platform(link.platform)
+        external_id = link.external_id.strip()
+        if not external_id:
+            msg = "the account's external id must not be empty"
+            raise RegistryError(msg)
+        if link.poll_interval is not None and link.poll_interval < timedelta(seconds=1):
+            msg = "the poll interval must be at least 1s"
+            raise RegistryError(msg)
+        rows_in.append((tenant_id, link.influencer_id, platform.value, external_id, link.handle,
+                        link.poll_interval))
+    if not rows_in:
+        return []
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        wanted = sorted({link.influencer_id for link in links})
+        found = {r["id"] for r in cur.execute(
+            "SELECT id FROM influencers WHERE tenant_id = %s AND id = ANY(%s)",
+            (tenant_id, wanted)).fetchall()}
+        for influencer_id in wanted:
+            if influencer_id not in found:
+                raise _no_influencer(influencer_id)
+        try:
+            cur.executemany(
+                "INSERT INTO platform_accounts "  # noqa: S608
+                "(tenant_id, influencer_id, platform, external_id, handle, poll_interval) "
+                "VALUES (%s, %s, %s, %s, %s, coalesce(%s, interval '5 minutes')) "
+                f"RETURNING {_ACCOUNT}",
+                rows_in, returning=True)
+            rows = []
+            while True:
+                rows.append(cur.fetchone())
+                if not cur.nextset():
+                    break
+        except psycopg.errors.UniqueViolation as exc:
+            msg = f"an account is already linked ({exc.diag.message_detail or 'duplicate'})"
+            raise Conflict(msg) from None
+        accounts = [_account(row) for row in rows if row is not None]
+        sealed = []
+        for account, link in zip(accounts, links, strict=True):
+            if link.credentials is not None:
+                sealed.append(_sealed(vault, account.id, link.credentials))
+        if sealed:
+            cur.executemany(_STORE_CREDENTIALS, sealed)
+        _notify(cur, "accounts.linked", tenant_id, count=len(accounts))
+    return accounts
+
+
 def set_account_status(
     conn: psycopg.Connection, tenant_id: str, account_id: str, status: str
 ) -> PlatformAccount:
@@ -396,8 +468,25 @@ def load_credentials(
         "FROM oauth_credentials WHERE account_id = %s",
         (account_id,),
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _credentials(vault, row)
+
+
+def load_credentials_many(
+    conn: psycopg.Connection, vault: TokenVault, account_ids: Sequence[str]
+) -> dict[str, Credentials | None]:
+    """:func:`load_credentials` of each account in one query (None: no tokens stored)."""
+    found: dict[str, Credentials | None] = dict.fromkeys(account_ids)
+    if account_ids:
+        for account_id, *row in conn.execute(
+            "SELECT account_id, access_token_enc, refresh_token_enc, expires_at, scopes, "
+            "updated_at FROM oauth_credentials WHERE account_id = ANY(%s)",
+            (list(account_ids),),
+        ):
+            found[account_id] = _credentials(vault, row)
+    return found
+
+
+def _credentials(vault: TokenVault, row: Sequence[Any]) -> Credentials:
     access, refresh, expires_at, scopes, updated_at = row
     return Credentials(
         access_token=vault.open(access),
@@ -408,21 +497,28 @@ def load_credentials(
     )
 
 
+_STORE_CREDENTIALS = (
+    "INSERT INTO oauth_credentials (account_id, access_token_enc, refresh_token_enc, "
+    "key_id, expires_at, scopes) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (account_id) DO UPDATE SET access_token_enc = excluded.access_token_enc, "
+    "refresh_token_enc = excluded.refresh_token_enc, key_id = excluded.key_id, "
+    "expires_at = excluded.expires_at, scopes = excluded.scopes, updated_at = now()"
+)
+
+
+def _sealed(vault: TokenVault, account_id: str, credentials: Credentials) -> tuple[Any, ...]:
+    """The row of :data:`_STORE_CREDENTIALS`, tokens sealed."""
+    access = vault.seal(credentials.access_token)
+    refresh = vault.seal(credentials.refresh_token) if credentials.refresh_token else None
+    return (account_id, access.ciphertext, refresh.ciphertext if refresh else None,
+            access.key_id, credentials.expires_at, list(credentials.scopes))
+
+
 def _store_credentials(
     cur: psycopg.Cursor[Any], vault: TokenVault, account_id: str, credentials: Credentials
 ) -> None:
-    access = vault.seal(credentials.access_token)
-    refresh = vault.seal(credentials.refresh_token) if credentials.refresh_token else None
     try:
-        cur.execute(
-            "INSERT INTO oauth_credentials (account_id, access_token_enc, refresh_token_enc, "
-            "key_id, expires_at, scopes) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (account_id) DO UPDATE SET access_token_enc = excluded.access_token_enc, "
-            "refresh_token_enc = excluded.refresh_token_enc, key_id = excluded.key_id, "
-            "expires_at = excluded.expires_at, scopes = excluded.scopes, updated_at = now()",
-            (account_id, access.ciphertext, refresh.ciphertext if refresh else None,
-             access.key_id, credentials.expires_at, list(credentials.scopes)),
-        )
+        cur.execute(_STORE_CREDENTIALS, _sealed(vault, account_id, credentials))
     except psycopg.errors.ForeignKeyViolation:
         raise _no_account(account_id) from None
 

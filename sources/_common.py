@@ -3,7 +3,8 @@
 Mapping is item by item: :func:`map_each` maps each item of a page into its own :class:`Poll`
 and keeps it only when the whole item mapped, so a malformed item becomes one dead letter (its
 JSON bytes and the reason) while the rest of the page still counts. :func:`pages` walks any
-cursor-based pagination to the end, empty pages included, and refuses a cursor seen twice.
+cursor-based pagination to the end, empty pages included, and refuses a cursor seen twice;
+:func:`newer` ends a newest-first walk at the first item older than the cutoff.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
-from creatorpulse.observation import ContentKind, Observation, Platform, Provenance
+from creatorpulse.observation import ContentKind, Platform, Provenance, Readings
 from creatorpulse.sources.base import Account, ApiError, Content, MappingError, Poll, Response
 
 C = TypeVar("C")
@@ -128,11 +129,25 @@ def _short(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Observer:
-    """Builds the observations of one poll: one platform, one account, one ``now``."""
+    """Builds the observations of one poll: one platform, one account, one ``now``.
+
+    What the records share (account, influencer, time) is checked once, in :class:`Readings`.
+    ``since``: content published before it is past polling (``POLL_MAX_AGE``); None polls all.
+    """
 
     platform: Platform
     account: Account
     now: datetime
+    since: datetime | None = None
+    readings: Readings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "readings", Readings(
+            self.platform, self.account.id, self.account.influencer_id, self.now))
+
+    def current(self, published: datetime) -> bool:
+        """Whether content published then is still polled."""
+        return self.since is None or published >= self.since
 
     def counts(
         self,
@@ -162,17 +177,8 @@ class Observer:
     ) -> None:
         if value is None:
             return
-        poll.observations.append(Observation.create(
-            platform=self.platform,
-            account_id=self.account.id,
-            influencer_id=self.account.influencer_id,
-            content_id=None if kind is ContentKind.ACCOUNT else content_id,
-            content_kind=kind,
-            metric=metric,
-            value=value,
-            observed_at=self.now,
-            provenance=provenance,
-        ))
+        poll.observations.append(self.readings.make(
+            None if kind is ContentKind.ACCOUNT else content_id, kind, metric, value, provenance))
 
     def content(self, poll: Poll, content_id: str, kind: ContentKind, published: datetime) -> None:
         poll.content.append(Content(id=content_id, kind=kind, published_at=published))
@@ -247,6 +253,25 @@ def pages(
             msg = f"{what}: the platform returned the same next-page cursor twice (a paging loop)"
             raise ApiError(msg)
         seen.add(cursor)
+
+
+def newer(values: Iterable[Any], since: datetime | None,
+          published: Callable[[Any], datetime]) -> Iterator[Any]:
+    """``values`` up to the first one published before ``since``.
+
+    Content lists are newest first on every platform, so everything after that one is older
+    too: the walk ends there, and :func:`pages` (lazy) fetches no further page. A value whose
+    time cannot be read is passed on, for its mapping to dead-letter it.
+    """
+    for value in values:
+        if since is not None:
+            try:
+                at = published(value)
+            except Malformed:
+                at = None
+            if at is not None and at < since:
+                return
+        yield value
 
 
 def chunks(values: list[C], size: int) -> Iterator[list[C]]:

@@ -24,8 +24,10 @@ from creatorpulse.sources._common import (
     Observer,
     body_json,
     is_transient,
+    iso_time,
     items,
     map_each,
+    newer,
     obj,
     pages,
     reason,
@@ -217,15 +219,20 @@ class GraphConnector(ConnectorBase):
     def check(self, response: Response) -> timedelta | None:
         return check(self.platform, response, self.clock())
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        observe = Observer(self.platform, account, now)
+    published_field: ClassVar[str]  # the item's publication time: "timestamp", "created_time"
+
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        observe = Observer(self.platform, account, now, since)
         poll = Poll()
         found = api.get(path(account.external_id), {"fields": self.account_fields})
         map_each(poll, [found], lambda item, part: observe.counts(
             part, obj(item, "account"), self.account_metrics), "account")
         name = self.content_edge
-        listed = edge(api, poll, name, path(account.external_id, name),
-                      {"fields": self.item_fields, "limit": self.page_size})
+        listed = newer(edge(api, poll, name, path(account.external_id, name),
+                            {"fields": self.item_fields, "limit": self.page_size}), since,
+                       lambda item: iso_time(obj(item, name), self.published_field))
         map_each(poll, listed, lambda item, part: self.map_item(observe, item, part), name)
         return poll
 

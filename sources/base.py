@@ -148,14 +148,22 @@ class Api(Protocol):
 class Connector(Protocol):
     """One platform. Implement the methods below; register the class in ``sources/registry.py``.
 
-    Both fetch methods follow pagination to the end (an empty page that still carries a next
-    link is followed too) and map with the ``now`` they are given as ``observed_at``.
+    Both fetch methods follow pagination (an empty page that still carries a next link is
+    followed too) and map with the ``now`` they are given as ``observed_at``.
     """
 
     platform: ClassVar[Platform]
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        """The account's own counters and the list of its recent content, with their counters."""
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        """The account's own counters and the list of its recent content, with their counters.
+
+        ``since``: content published before it is past polling (the runtime passes ``now -
+        POLL_MAX_AGE``). Content lists are newest first, so paging stops at the first older
+        item, and older content yields neither observations nor :class:`Content`. None reads
+        the list to its end. A connector without the parameter is called without it.
+        """
         ...
 
     def fetch_content(

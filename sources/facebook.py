@@ -2,7 +2,8 @@
 
 - Account: ``GET /{page-id}?fields=followers_count,fan_count``.
 - Content list: ``GET /{page-id}/posts`` with ``shares`` and the ``total_count`` summaries of
-  ``reactions`` and ``comments``, following ``paging.next`` to the end.
+  ``reactions`` and ``comments``, following ``paging.next`` back to the cutoff (``since``:
+  older posts are not polled).
 - Targeted poll: ``GET /{post-id}`` (the same fields) and ``GET /{post-id}/insights`` for
   ``post_media_view`` (views) and ``post_total_media_view_unique`` (reach), lifetime.
 
@@ -39,6 +40,7 @@ class Facebook(GraphConnector):
         "fan_count": "page_likes",
     }
     content_edge = "posts"
+    published_field = "created_time"
     item_fields = (
         "id,created_time,shares,reactions.summary(total_count),comments.summary(total_count)")
 

@@ -2,7 +2,7 @@
 
 - Account: ``GET /{ig-user-id}?fields=followers_count,follows_count,media_count``.
 - Content list: ``GET /{ig-user-id}/media`` with ``like_count`` and ``comments_count``, following
-  ``paging.next`` to the end.
+  ``paging.next`` back to the cutoff (``since``: older media are not polled).
 - Targeted poll: ``GET /{ig-media-id}`` (the same fields) and ``GET /{ig-media-id}/insights``
   for ``views``, ``reach``, ``saved`` and ``shares`` (lifetime; stories: views and reach). Insights
   cost one call per media, so they are read on the content's own cadence, not on every account
@@ -38,6 +38,7 @@ class Instagram(GraphConnector):
         "media_count": "media_count",
     }
     content_edge = "media"
+    published_field = "timestamp"
     item_fields = "id,media_type,media_product_type,timestamp,like_count,comments_count"
 
     def map_item(self, observe: Observer, item: Any, poll: Poll) -> None:

@@ -39,13 +39,19 @@ class Producer(Protocol):
 
 
 def producer_config(settings: Settings, client_id: str = "creatorpulse-sources") -> dict[str, Any]:
-    """Idempotent, acknowledged by all in-sync replicas, ordered per key even on retries."""
+    """Idempotent, acknowledged by all in-sync replicas, ordered per key even on retries.
+
+    Batched for throughput: a poll produces dozens of small records at once, so up to 50 ms of
+    linger and 512 KiB batches (lz4-compressed) make few large requests rather than many small
+    ones; the delivery guarantees do not change.
+    """
     return {
         "bootstrap.servers": settings.kafka_bootstrap,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 20,
+        "linger.ms": 50,
+        "batch.size": 512 * 1024,
         "compression.type": "lz4",
     }
 

@@ -3,7 +3,8 @@
 - Account: ``GET /v2/user/info/?fields=…`` (scope ``user.info.stats`` for the counts); the
   account is the token's user.
 - Content list: ``POST /v2/video/list/?fields=…`` with the JSON body ``{"max_count": 20,
-  "cursor": <ms>}``, following ``data.cursor`` while ``data.has_more`` is true.
+  "cursor": <ms>}``, following ``data.cursor`` while ``data.has_more`` is true, back to the
+  cutoff (``since``).
 - Targeted poll: ``POST /v2/video/query/?fields=…`` with ``{"filters": {"video_ids": […]}}``,
   20 ids a call; an id the answer leaves out is deleted (or no longer public).
 
@@ -28,6 +29,7 @@ from creatorpulse.sources._common import (
     items,
     lookup,
     map_each,
+    newer,
     obj,
     pages,
     reason,
@@ -71,15 +73,18 @@ TRANSIENT_CODES = frozenset({"internal_error"})
 class TikTok(ConnectorBase):
     platform: ClassVar[Platform] = Platform.TIKTOK
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        observe = Observer(self.platform, account, now)
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        observe = Observer(self.platform, account, now, since)
         poll = Poll()
         body = api.get("/v2/user/info/", {"fields": USER_FIELDS})
         map_each(poll, [body], lambda item, part: observe.counts(
             part, obj(obj(obj(item, "body").get("data"), "data").get("user"), "data.user"),
             ACCOUNT_METRICS), "user")
-        videos = pages(poll, "video/list", lambda cursor: api.post(
-            "/v2/video/list/", json=_list_body(cursor), params={"fields": VIDEO_FIELDS}), _split)
+        videos = newer(pages(poll, "video/list", lambda cursor: api.post(
+            "/v2/video/list/", json=_list_body(cursor), params={"fields": VIDEO_FIELDS}), _split),
+            since, lambda item: unix_time(obj(item, "video"), "create_time"))
         map_each(poll, videos, lambda item, part: _video(observe, item, part), "video")
         return poll
 

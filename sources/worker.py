@@ -3,13 +3,16 @@
 One worker is one process (``creatorpulse sources run``; ``--workers N`` starts N of them). Its
 main loop, on one thread:
 
-- renews its leases and heartbeat every third of the lease period (:mod:`.leases`);
+- renews its leases every third of the lease period and counts the live workers every second
+  (:mod:`.leases`): when one comes or goes, the shares are recomputed at once, and a worker
+  under its share looks again each second for a few seconds, so the load settles quickly;
 - syncs with the registry at once on ``NOTIFY creatorpulse_registry`` and, as a safety net, with
   each heartbeat (listing every account is O(accounts) of Python work each time): a new or
   resumed account is claimed and polled at once, a paused or unlinked one is released;
 - takes poll hints (``engagement.hints``) for the accounts it holds: poll now, only the content
   named when it is tracked;
-- hands due polls to a thread pool, one poll at a time per account.
+- hands due polls to a thread pool, one poll at a time per account, oldest-due first and no
+  more than the threads can take (:data:`QUEUE_PER_THREAD` each).
 
 A poll calls the platform's connector (``sources/registry.py``) through an :class:`AccountApi`,
 publishes observations and dead letters, feeds the :class:`Cadence`, and records the outcome in
@@ -20,6 +23,8 @@ releases the leases (so the others take over at once) and flushes the producer.
 
 from __future__ import annotations
 
+import heapq
+import inspect
 import logging
 import queue
 import threading
@@ -30,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -61,6 +67,11 @@ from creatorpulse.tokens import VaultError
 
 log = logging.getLogger(__name__)
 
+COUNT_EVERY = 1.0  # seconds between counts of the live workers
+QUICK_SYNCS = 5  # registry syncs a second apart while under the share, after a change
+QUEUE_PER_THREAD = 16  # polls queued or running per poll thread, at most
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 ConnectorLookup = Callable[[Platform], Any]
 
@@ -78,6 +89,23 @@ def interrupted_sleep(stop: threading.Event, seconds: float) -> None:
     if stop.wait(seconds):
         msg = "the worker is stopping"
         raise Retry(msg)
+
+
+@lru_cache(maxsize=64)
+def takes_since(kind: type) -> bool:
+    """Whether a connector class's ``fetch_account`` has the ``since`` cutoff (older ones and
+    simple fakes do not: they are called without it)."""
+    try:
+        return "since" in inspect.signature(kind.fetch_account).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def fetch_account(connector: Connector, api: AccountApi, account: Account, now: datetime,
+                  since: datetime) -> Poll:
+    if takes_since(type(connector)):
+        return connector.fetch_account(api, account, now, since=since)
+    return connector.fetch_account(api, account, now)
 
 
 @dataclass
@@ -141,6 +169,8 @@ class Worker:
         self._policy = Policy.from_settings(settings)
         self.leases = Leases(redis_client, self.worker_id, settings.lease_ttl, prefix=prefix)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll")
+        self.queue_limit = threads * QUEUE_PER_THREAD
+        self._running: set[str] = set()  # accounts with a poll queued or running
         self._held: dict[str, Held] = {}
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
         self._stop = stop_event or threading.Event()
@@ -164,16 +194,19 @@ class Worker:
     def run(self) -> None:
         """Poll until :meth:`stop`; then release the leases and flush."""
         ttl = self.settings.lease_ttl.total_seconds()
-        beat_every = ttl / 3
-        sync_every = beat_every  # NOTIFY brings changes at once; this is the safety net
+        renew_every = ttl / 3
+        # Counting the live workers is one cheap round trip: doing it every second lets a
+        # newcomer get its fair share within a second or two rather than a renewal period.
+        count_every = min(COUNT_EVERY, renew_every)
+        sync_every = renew_every  # NOTIFY brings changes at once; this is the safety net
         log.info("worker %s starting (lease %gs)", self.worker_id, ttl)
         hint_thread = None
         if self._hints is not None:
             hint_thread = threading.Thread(target=self._consume_hints, name="hints", daemon=True)
             hint_thread.start()
         listener: psycopg.Connection | None = None
-        next_beat = next_sync = 0.0
-        live = 1
+        next_renew = next_count = next_sync = 0.0
+        live, quick = 1, QUICK_SYNCS
         try:
             while not self._stop.is_set():
                 try:
@@ -183,17 +216,28 @@ class Worker:
                         listener.execute(f"LISTEN {registry.CHANNEL}")
                         self._dirty = True  # changes may have been missed while away
                     now = time.monotonic()
-                    if now >= next_beat:
-                        live = self.leases.heartbeat()
+                    if now >= next_count:
+                        counted = self.leases.heartbeat()
+                        if counted != live:
+                            self._dirty = True  # a worker came or went: shares change
+                            quick = QUICK_SYNCS
+                        live = counted
+                        next_count = now + count_every
+                    if now >= next_renew:
                         self._renew()
-                        next_beat = now + beat_every
+                        next_renew = now + renew_every
                     if self._dirty or now >= next_sync:
                         self._dirty = False
-                        self._sync(live)
-                        next_sync = time.monotonic() + sync_every
+                        short = self._sync(live) and quick > 0
+                        # Under the share: the others release their surplus within a count, so
+                        # look again soon (a few times: shares rounded up may never all fill).
+                        quick -= short
+                        next_sync = time.monotonic() + (count_every if short else sync_every)
                     self._take_hints()
-                    self._dispatch()
-                    for _ in listener.notifies(timeout=0.2, stop_after=1):
+                    backlog = self._dispatch()
+                    # With polls left waiting, come back as soon as threads may be free.
+                    wait = 0.05 if backlog else 0.2
+                    for _ in listener.notifies(timeout=wait, stop_after=1):
                         self._dirty = True
                 except psycopg.Error as exc:
                     # The registry is unreachable: keep polling what is held, try again soon.
@@ -229,7 +273,9 @@ class Worker:
             log.warning("lost the lease of account %s; another worker polls it now", account_id)
             self._drop(account_id)
 
-    def _sync(self, live: int) -> None:
+    def _sync(self, live: int) -> bool:
+        """Claim up to the fair share, release the surplus; True while under the share with
+        accounts still held by others (they release them at their next count of workers)."""
         with self._connect() as conn:
             rows = registry.list_accounts(conn, self._tenant_id, status=registry.ACTIVE)
         active = {r.id: r for r in rows if r.platform not in self._no_connector}
@@ -242,11 +288,18 @@ class Worker:
             held.cadence.base_interval = row.poll_interval
             held.account = to_account(row)
         share = -(-len(active) // max(1, live))  # ceil: this worker's fair share
-        for account_id in claim:
-            if len(self._held) >= share:
-                break
-            if self.leases.claim(account_id):
+        start = 0
+        while len(self._held) < share and start < len(claim):
+            batch = claim[start:start + share - len(self._held)]
+            start += len(batch)
+            claimed = self.leases.claim_many(batch)
+            for account_id in claimed:
                 self._adopt(active[account_id])
+            try:
+                self._tokens.preload(claimed)
+            except (psycopg.Error, VaultError) as exc:  # each first poll reads its own then
+                log.warning("could not preload tokens (%s)", type(exc).__name__)
+        return len(self._held) < share and bool(claim)
 
     def _adopt(self, row: PlatformAccount) -> None:
         account = to_account(row)
@@ -313,17 +366,40 @@ class Worker:
 
     # --- polling ----------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> bool:
+        """Queue the due polls, at most what the threads can take (:attr:`queue_limit` in
+        flight), oldest-due first; the rest wait for the next pass. True when some were left.
+
+        An unbounded queue would hold a poll for every due account (thousands), each run long
+        after it was planned and none picking up a hint or a released lease in between.
+        """
+        room = self.queue_limit - len(self._running)
+        if room < self.queue_limit // 2:
+            return True  # a pass costs O(accounts): wait until half the queue is free
         now = self._clock()
-        for held in self._held.values():
-            if held.running is not None and not held.running.done():
+        due: list[tuple[datetime, int, Held, bool]] = []
+        for n, held in enumerate(self._held.values()):
+            if held.account.id in self._running:
                 continue
             whole = held.hinted_account or held.cadence.account_due(now)
-            if whole or held.hinted_content or held.cadence.due_content(now):
-                hinted = set(held.hinted_content)
-                held.hinted_account = False
-                held.hinted_content.clear()
-                held.running = self._pool.submit(self._poll, held, whole, hinted)
+            if held.hinted_account or held.hinted_content:
+                since = _EARLIEST
+            elif whole:
+                since = held.cadence.account_next_at or _EARLIEST
+            elif held.cadence.due_content(now):
+                since = now
+            else:
+                continue
+            due.append((since, n, held, whole))
+        for _, _, held, whole in heapq.nsmallest(room, due):
+            hinted = set(held.hinted_content)
+            held.hinted_account = False
+            held.hinted_content.clear()
+            account_id = held.account.id
+            self._running.add(account_id)
+            held.running = self._pool.submit(self._poll, held, whole, hinted)
+            held.running.add_done_callback(lambda _, a=account_id: self._running.discard(a))
+        return len(due) > room
 
     def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
         account, cadence = held.account, held.cadence
@@ -334,7 +410,8 @@ class Worker:
         content: list[Content] = []
         try:
             if whole:
-                poll = connector.fetch_account(held.api, account, now)
+                poll = fetch_account(connector, held.api, account, now,
+                                     now - self._policy.max_age)
                 cadence.after_account_poll(now, poll)
             seen = {c.id for c in poll.content}
             content = [c for c in cadence.due_content(now) if c.id not in seen]

@@ -3,7 +3,7 @@
 - Account: ``GET /2/users/:id?user.fields=public_metrics``; a ``resource-not-found`` error with
   no ``data`` (inside an HTTP 200) means the account is gone.
 - Content list: ``GET /2/users/:id/tweets`` (retweets excluded: their counts are the original
-  post's), following ``meta.next_token`` as ``pagination_token`` to the end.
+  post's), following ``meta.next_token`` as ``pagination_token`` back to the cutoff (``since``).
 - Targeted poll: ``GET /2/tweets?ids=…`` (100 a call); an id reported ``resource-not-found``, or
   left out with no error, is deleted.
 
@@ -29,6 +29,7 @@ from creatorpulse.sources._common import (
     items,
     lookup,
     map_each,
+    newer,
     obj,
     pages,
     reason,
@@ -87,8 +88,10 @@ def _next_month(now: datetime) -> timedelta:
 class X(ConnectorBase):
     platform: ClassVar[Platform] = Platform.X
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        observe = Observer(self.platform, account, now)
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        observe = Observer(self.platform, account, now, since)
         poll = Poll()
         user_id = account.external_id
         body = api.get(f"/2/users/{user_id}", {"user.fields": "public_metrics"})
@@ -98,9 +101,10 @@ class X(ConnectorBase):
         map_each(poll, [body], lambda item, part: observe.counts(
             part, obj(obj(item, "body").get("data"), "data"), ACCOUNT_METRICS), "user")
         params = {"tweet.fields": TWEET_FIELDS, "max_results": PAGE_SIZE, "exclude": "retweets"}
-        tweets = pages(poll, "tweets", lambda token: api.get(
+        tweets = newer(pages(poll, "tweets", lambda token: api.get(
             f"/2/users/{user_id}/tweets",
-            {**params, "pagination_token": token} if token else params), _split)
+            {**params, "pagination_token": token} if token else params), _split),
+            since, lambda item: iso_time(obj(item, "tweet"), "created_at"))
         map_each(poll, tweets, lambda item, part: _tweet(observe, item, part), "tweet")
         return poll
 

@@ -5,8 +5,9 @@
   down to 3 significant digits, so it is flagged ``rounded``; with ``hiddenSubscriberCount`` it
   is not reported at all (no observation).
 - Content list: ``GET /youtube/v3/playlistItems`` over the uploads playlist (``UU…``), following
-  ``nextPageToken`` to the end, then ``GET /youtube/v3/videos?part=statistics,snippet`` for up to
-  50 ids a call. A video listed but absent from ``videos.list`` was deleted or made private.
+  ``nextPageToken`` back to the cutoff (``since``, read from ``videoPublishedAt``), then
+  ``GET /youtube/v3/videos?part=statistics,snippet`` for up to 50 ids a call. A video listed but
+  absent from ``videos.list`` was deleted or made private.
 - Counts are uint64 sent as JSON strings. ``likeCount`` / ``commentCount`` are absent when
   hidden or disabled (missing, not zero); ``dislikeCount`` is private and ``favoriteCount`` dead.
 
@@ -33,6 +34,7 @@ from creatorpulse.sources._common import (
     items,
     lookup,
     map_each,
+    newer,
     obj,
     pages,
     parse,
@@ -78,8 +80,10 @@ def quota_reset_wait(now: datetime) -> timedelta:
 class YouTube(ConnectorBase):
     platform: ClassVar[Platform] = Platform.YOUTUBE
 
-    def fetch_account(self, api: Api, account: Account, now: datetime) -> Poll:
-        observe = Observer(self.platform, account, now)
+    def fetch_account(
+        self, api: Api, account: Account, now: datetime, since: datetime | None = None
+    ) -> Poll:
+        observe = Observer(self.platform, account, now, since)
         poll = Poll()
         body = api.get(f"{BASE}/channels", {
             "part": "statistics,contentDetails", "id": account.external_id}, cost=LIST_COST)
@@ -97,10 +101,10 @@ class YouTube(ConnectorBase):
             return poll
         ids: list[str] = []
         try:
-            listing = pages(poll, "playlistItems", lambda token: api.get(
+            listing = newer(pages(poll, "playlistItems", lambda token: api.get(
                 f"{BASE}/playlistItems", _page({"part": "contentDetails", "playlistId": uploads[0],
                                                 "maxResults": PAGE_SIZE}, token), cost=LIST_COST),
-                _split)
+                _split), since, _listed_at)
             map_each(poll, listing, lambda item, part: ids.append(text(obj(obj(
                 item, "playlistItem").get("contentDetails"), "contentDetails"), "videoId")),
                 "playlistItem")
@@ -148,6 +152,12 @@ class YouTube(ConnectorBase):
         raise ApiError(what, response.status, min(reasons) if reasons else None)
 
 
+def _listed_at(item: Any) -> datetime:
+    """A playlist item's ``contentDetails.videoPublishedAt`` (Malformed when absent)."""
+    details = obj(obj(item, "playlistItem").get("contentDetails"), "contentDetails")
+    return iso_time(details, "videoPublishedAt")
+
+
 def _page(params: dict[str, str], token: str | None) -> dict[str, str]:
     return {**params, "pageToken": token} if token else params
 
@@ -185,6 +195,8 @@ def _video(observe: Observer, item: Any, poll: Poll) -> None:
     video = obj(item, "video")
     video_id = text(video, "id")
     published = iso_time(obj(video.get("snippet"), "snippet"), "publishedAt")
+    if not observe.current(published):
+        return  # listed without videoPublishedAt, but past polling all the same
     observe.content(poll, video_id, ContentKind.VIDEO, published)
     stats = obj(video.get("statistics", {}), "statistics")
     observe.counts(poll, stats, VIDEO_METRICS, content_id=video_id, kind=ContentKind.VIDEO,

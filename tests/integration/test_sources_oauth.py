@@ -171,3 +171,17 @@ def test_a_short_lived_token_is_refreshed_at_half_its_life_not_on_every_request(
     assert manager.current(env["account"]).access_token.reveal() != env["access"]
     assert platform.refresh_calls == 1
     client.close()
+
+
+def test_preloaded_tokens_need_no_query_on_the_first_poll(env: dict) -> None:
+    s = env["settings"]
+    client = redis.Redis.from_url(s.redis_dsn.reveal())
+    try:
+        manager = _manager(env, client)
+        manager.preload([env["account"].id, "no-such-account"])
+        manager._connect = None  # type: ignore[assignment]  # any query now would fail
+        creds = manager.current(env["account"])
+        assert creds is not None and creds.access_token.reveal() == env["access"]
+        assert manager.current(Account("no-such-account", "t", "i", Platform.TIKTOK, "x")) is None
+    finally:
+        client.close()

@@ -154,3 +154,51 @@ def test_rotate_reseals_rows_with_the_new_first_key(
     creds = registry.load_credentials(conn, TokenVault([new]), acc.id)
     assert creds is not None and creds.access_token.reveal() == "ya29.a"
     assert rotate(conn, both) == 0
+
+
+def test_link_accounts_links_many_in_one_transaction_with_one_notification(
+    conn: psycopg.Connection, tenant: str, vault: TokenVault, settings: Settings
+) -> None:
+    ada = registry.add_influencer(conn, tenant, "Ada")
+    bob = registry.add_influencer(conn, tenant, "Bob")
+    creds = Credentials(Secret("act.plain-many"), None, None)
+    links = [registry.AccountLink(ada.id, "x", "1", handle="@ada", credentials=creds),
+             registry.AccountLink(bob.id, "tiktok", " 2 ", poll_interval=timedelta(seconds=5)),
+             registry.AccountLink(bob.id, "youtube", "UC3", credentials=creds)]
+    with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {registry.CHANNEL}")
+        linked = registry.link_accounts(conn, vault, tenant, links)
+        notes = _notifications(listener)
+    assert [(a.influencer_id, a.platform.value, a.external_id) for a in linked] == [
+        (ada.id, "x", "1"), (bob.id, "tiktok", "2"), (bob.id, "youtube", "UC3")]
+    assert linked[1].poll_interval == timedelta(seconds=5)
+    assert linked[0].poll_interval == timedelta(minutes=5)
+    assert notes == [{"op": "accounts.linked", "tenant_id": tenant, "count": 3}]
+    assert sorted(registry.list_accounts(conn, tenant), key=lambda a: a.external_id) == linked
+    loaded = registry.load_credentials(conn, vault, linked[2].id)
+    assert loaded is not None and loaded.access_token.reveal() == "act.plain-many"
+    assert registry.load_credentials(conn, vault, linked[1].id) is None
+    many = registry.load_credentials_many(conn, vault, [linked[2].id, linked[1].id])
+    assert list(many) == [linked[2].id, linked[1].id]
+    assert many[linked[1].id] is None
+    assert many[linked[2].id] == loaded
+
+
+def test_link_accounts_is_all_or_nothing(
+    conn: psycopg.Connection, tenant: str, vault: TokenVault, settings: Settings
+) -> None:
+    ada = registry.add_influencer(conn, tenant, "Ada")
+    registry.link_account(conn, vault, tenant, ada.id, "x", "42")
+    with psycopg.connect(settings.database_dsn.reveal(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {registry.CHANNEL}")
+        with pytest.raises(Conflict):
+            registry.link_accounts(conn, vault, tenant, [
+                registry.AccountLink(ada.id, "tiktok", "7"),
+                registry.AccountLink(ada.id, "x", "42")])
+        with pytest.raises(NotFound):
+            registry.link_accounts(conn, vault, tenant, [
+                registry.AccountLink(ada.id, "tiktok", "7"),
+                registry.AccountLink("no-such-influencer", "x", "8")])
+        assert _notifications(listener) == []
+    assert [a.external_id for a in registry.list_accounts(conn, tenant)] == ["42"]
+    assert registry.link_accounts(conn, vault, tenant, []) == []

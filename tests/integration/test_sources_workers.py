@@ -198,6 +198,21 @@ def test_a_killed_worker_s_accounts_move_to_the_other_within_the_lease(env: Env)
     assert all(env.holder(a) == "w2" for a in accounts)
 
 
+def test_a_newcomer_gets_its_fair_share_well_within_a_renewal_period(env: Env) -> None:
+    accounts = [env.link(f"ext-{n}") for n in range(10)]
+    long_lease = {"CREATORPULSE_LEASE_TTL": "30s"}  # leases renewed every 10 s
+    env.start("w1", **long_lease)
+    wait_for(lambda: all(env.holder(a) == "w1" for a in accounts), 30, "w1 to hold them all")
+    env.start("w2", **long_lease)
+    wait_for(lambda: env.redis.zscore(f"{env.prefix}:workers", "w2") is not None, 30,
+             "w2 to announce itself")
+    joined = time.monotonic()
+    wait_for(lambda: [env.holder(a) for a in accounts].count("w2") == 5, 8,
+             "w2 to hold its fair share")
+    assert time.monotonic() - joined < 8  # not one or two renewal periods (10 s each)
+    assert sorted(env.holder(a) or "" for a in accounts) == ["w1"] * 5 + ["w2"] * 5
+
+
 def test_each_account_is_polled_by_exactly_one_live_worker(env: Env) -> None:
     accounts = [env.link(f"ext-{n}") for n in range(6)]
     for w in ("w1", "w2", "w3"):

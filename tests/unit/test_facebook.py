@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -122,3 +122,13 @@ def test_page_limit_throttle_waits_for_the_page_usage_estimate() -> None:
     with pytest.raises(Retry) as caught:
         Facebook(clock=lambda: NOW).check(response)
     assert caught.value.after == timedelta(minutes=3)
+
+
+def test_paging_stops_at_the_cutoff_and_older_posts_produce_nothing() -> None:
+    api = api_with_pages()
+    since = datetime(2026, 11, 19, tzinfo=UTC)
+    poll = Facebook().fetch_account(api, ACCOUNT, NOW, since=since)
+    assert [c.url for c in api.calls] == [f"/v25.0/{PAGE}", POSTS]  # no further page
+    assert [c.id for c in poll.content] == ["104817474867218_122101234567890"]
+    assert metrics(poll, "104817474867218_122101234567891") == {}
+    assert "followers" in metrics(poll)

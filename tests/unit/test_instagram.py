@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -170,3 +171,13 @@ def test_an_expired_token_on_the_account_is_auth_expired() -> None:
     with pytest.raises(AuthExpired) as caught:
         Instagram().fetch_account(api, ACCOUNT, NOW)
     assert "secret-token" not in str(caught.value)
+
+
+def test_paging_stops_at_the_cutoff_and_older_media_produce_nothing() -> None:
+    api = api_with_pages()
+    since = datetime(2026, 11, 19, 12, tzinfo=UTC)
+    poll = Instagram().fetch_account(api, ACCOUNT, NOW, since=since)
+    assert [c.url for c in api.calls] == [f"/v25.0/{IG}", MEDIA]  # no further page
+    assert [c.id for c in poll.content] == ["17895695668004550"]
+    assert metrics(poll, "17895695668004551") == {}
+    assert "followers" in metrics(poll)

@@ -12,6 +12,7 @@ from creatorpulse.observation import (
     ObservationError,
     Platform,
     Provenance,
+    Readings,
     flink_columns,
 )
 
@@ -134,3 +135,52 @@ def test_flink_columns_follow_the_record() -> None:
 
 def test_the_kafka_key_groups_an_accounts_readings() -> None:
     assert make().key == make(content_id="another", metric="views").key == b"instagram:17841400000"
+
+
+@pytest.mark.parametrize(("content_id", "kind", "metric", "value", "provenance"), [
+    (None, ContentKind.ACCOUNT, "followers", 513958, Provenance.MEASURED),
+    ("1790001", ContentKind.REEL, "likes", 0, Provenance.MEASURED),
+    ("v\u00e9\"\\\u2028", ContentKind.VIDEO, "views", 10**18, Provenance.ROUNDED),
+])
+def test_the_per_poll_fast_path_equals_the_checked_path(
+    content_id: str | None, kind: ContentKind, metric: str, value: int, provenance: Provenance
+) -> None:
+    at = datetime(2026, 11, 23, 13, 30, 15, 123999, tzinfo=timezone(timedelta(hours=1)))
+    fast = Readings(Platform.YOUTUBE, "acc-\u00e9", "inf-1", at).make(
+        content_id, kind, metric, value, provenance)
+    checked = Observation.create(
+        platform=Platform.YOUTUBE, account_id="acc-\u00e9", influencer_id="inf-1",
+        content_id=content_id, content_kind=kind, metric=metric, value=value, observed_at=at,
+        provenance=provenance)
+    assert fast == checked
+    assert fast.to_json() == checked.to_json()
+    assert fast.to_json() == json.dumps(checked.to_dict(), separators=(",", ":")).encode()
+    assert Observation.from_json(fast.to_json()) == checked
+
+
+@pytest.mark.parametrize("bad", [
+    lambda r: r.make("1", ContentKind.ACCOUNT, "likes", 1),
+    lambda r: r.make(None, ContentKind.POST, "likes", 1),
+    lambda r: r.make("", ContentKind.POST, "likes", 1),
+    lambda r: r.make("x" * 257, ContentKind.POST, "likes", 1),
+    lambda r: r.make("1", ContentKind.POST, "Likes", 1),
+    lambda r: r.make("1", ContentKind.POST, "likes", True),
+    lambda r: r.make("1", ContentKind.POST, "likes", 1.5),
+    lambda r: r.make("1", ContentKind.POST, "likes", "7"),
+])
+def test_the_fast_path_still_checks_each_record(bad: object) -> None:
+    readings = Readings(Platform.X, "acc-1", "inf-1", AT)
+    with pytest.raises(ObservationError):
+        bad(readings)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("account_id", "influencer_id", "at"), [
+    ("", "inf-1", AT),
+    ("acc-1", None, AT),
+    ("acc-1", "inf-1", datetime(2026, 11, 23, 12, 0)),  # naive: refused
+])
+def test_the_fast_path_checks_what_a_poll_shares_once(
+    account_id: str, influencer_id: object, at: datetime
+) -> None:
+    with pytest.raises(ObservationError):
+        Readings(Platform.X, account_id, influencer_id, at)  # type: ignore[arg-type]

@@ -111,3 +111,13 @@ def test_errors_inside_a_200_are_errors_and_a_missing_scope_is_not_a_token_probl
     assert caught.value.code == "scope_not_authorized"
     with pytest.raises(ApiError, match="max_count must be between 1 and 20"):
         judge("error_params", 400)
+
+
+def test_paging_stops_at_the_cutoff_and_older_videos_produce_nothing() -> None:
+    api = api_with()
+    since = datetime.fromtimestamp(1763850000, UTC)
+    poll = TikTok().fetch_account(api, ACCOUNT, NOW, since=since)
+    assert [c.url for c in api.calls] == ["/v2/user/info/", LIST]  # no further page
+    assert [c.id for c in poll.content] == ["7380080137682881835"]
+    assert metrics(poll, "7380080137682881836") == {}
+    assert "followers" in metrics(poll)

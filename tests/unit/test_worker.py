@@ -43,6 +43,9 @@ class NoTokens:
     def forget(self, account_id: str) -> None:
         pass
 
+    def preload(self, account_ids: Any) -> None:
+        pass
+
 
 class ScriptedConnector:
     platform = Platform.X

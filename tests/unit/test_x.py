@@ -121,3 +121,13 @@ def test_auth_and_request_errors() -> None:
         judge("error_forbidden", 403)
     with pytest.raises(Retry):
         judge(None, 503)
+
+
+def test_paging_stops_at_the_cutoff_and_older_tweets_produce_nothing() -> None:
+    api = api_with()
+    since = datetime(2026, 11, 24, tzinfo=UTC)
+    poll = X().fetch_account(api, ACCOUNT, NOW, since=since)
+    assert [c.url for c in api.calls] == [f"/2/users/{USER}", TIMELINE]  # no further page
+    assert [c.id for c in poll.content] == ["1524796546306478083"]
+    assert metrics(poll, "1524796546306478084") == {}
+    assert metrics(poll)["followers"] == 513958  # the account's own counters still count

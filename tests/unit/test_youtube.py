@@ -141,3 +141,17 @@ def test_auth_and_other_errors() -> None:
     assert YouTube().check(Response(200, {}, b"{}")) is None
     with pytest.raises(Retry):
         YouTube().check(Response(503, {}, b"Service Unavailable"))
+
+
+def test_paging_stops_at_the_cutoff_and_older_videos_produce_nothing() -> None:
+    api = api_with()
+    api.on("/youtube/v3/videos", "videos", params={"id": "dQw4w9WgXcQ"})
+    since = datetime(2026, 11, 15, tzinfo=UTC)
+    poll = YouTube().fetch_account(api, ACCOUNT, NOW, since=since)
+    listed = [c for c in api.calls if c.url == "/youtube/v3/playlistItems"]
+    assert len(listed) == 1  # no further page
+    assert [c.params["id"] for c in api.calls if c.url == "/youtube/v3/videos"] == ["dQw4w9WgXcQ"]
+    # the answer also carries an old video: it is past polling, so it yields nothing
+    assert [c.id for c in poll.content] == ["dQw4w9WgXcQ"]
+    assert metrics(poll, "X99xRghBa0k") == {}
+    assert "followers" in metrics(poll)
