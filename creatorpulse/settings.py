@@ -568,8 +568,9 @@ class Settings:
     )
     app_rate_limits: tuple[RateLimit, ...] = _setting(
         "APP_RATE_LIMITS", _rate_limits,
-        "instagram=200/1h,facebook=200/1h,youtube=300/1m,tiktok=600/1m,x=450/15m",
-        "Requests per platform app shared by all workers, platform=N/PERIOD, comma-separated.",
+        "instagram=40000/1h,facebook=40000/1h,youtube=300/1m,tiktok=600/1m,x=450/15m",
+        "Requests per platform app shared by all workers, platform=N/PERIOD, comma-separated "
+        "(Meta allows 200 per hour per app user: the default fits 200 users).",
     )
     account_rate_limits: tuple[RateLimit, ...] = _setting(
         "ACCOUNT_RATE_LIMITS", _rate_limits,

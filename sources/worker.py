@@ -11,8 +11,10 @@ main loop, on one thread:
   resumed account is claimed and polled at once, a paused or unlinked one is released;
 - takes poll hints (``engagement.hints``) for the accounts it holds: poll now, only the content
   named when it is tracked;
-- hands due polls to a thread pool, one poll at a time per account, oldest-due first and no
-  more than the threads can take (:data:`QUEUE_PER_THREAD` each).
+- hands due polls to a thread pool per platform, one poll at a time per account, oldest-due
+  first and no more than the threads can take (:data:`QUEUE_PER_THREAD` each). A poll waiting
+  for a rate limit holds its thread, so each platform has threads of its own: a throttled
+  platform (Meta's hourly budgets) never starves the others.
 
 A poll calls the platform's connector (``sources/registry.py``) through an :class:`AccountApi`,
 publishes observations and dead letters, feeds the :class:`Cadence`, and records the outcome in
@@ -30,6 +32,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -168,9 +171,11 @@ class Worker:
         self._rand = rand or system_random()
         self._policy = Policy.from_settings(settings)
         self.leases = Leases(redis_client, self.worker_id, settings.lease_ttl, prefix=prefix)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll")
-        self.queue_limit = threads * QUEUE_PER_THREAD
-        self._running: set[str] = set()  # accounts with a poll queued or running
+        self._threads = threads
+        self._pools: dict[Platform, ThreadPoolExecutor] = {}  # one per platform, made when needed
+        self.queue_limit = threads * QUEUE_PER_THREAD  # per platform
+        self._running: dict[str, Platform] = {}  # accounts with a poll queued or running
+        self._platforms: Counter[Platform] = Counter()  # held accounts per platform
         self._held: dict[str, Held] = {}
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
         self._stop = stop_event or threading.Event()
@@ -259,10 +264,12 @@ class Worker:
     def _shutdown(self) -> None:
         log.info("worker %s stopping: waiting for %d running polls", self.worker_id,
                  sum(1 for h in self._held.values() if h.running and not h.running.done()))
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
         self.leases.release(list(self._held))
         self.leases.leave()
         self._held.clear()
+        self._platforms.clear()
         left = self._publisher.flush(30)
         log.info("worker %s stopped; %d records undelivered", self.worker_id, left)
 
@@ -317,12 +324,15 @@ class Worker:
                          sleep=self.sleep, rand=self._rand)
         self._held[account.id] = Held(account, Cadence(self._policy, row.poll_interval), api,
                                       connector)
+        self._platforms[account.platform] += 1
         log.info("worker %s now polls %s account %s (%s)", self.worker_id, account.platform,
                  account.id, account.handle or account.external_id)
 
     def _drop(self, account_id: str) -> None:
         held = self._held.pop(account_id, None)
         if held is not None:
+            self._platforms[held.account.platform] -= 1
+            self._platforms += Counter()  # drops platforms no longer held
             self._tokens.forget(account_id)
             log.info("worker %s stops polling account %s", self.worker_id, account_id)
 
@@ -367,17 +377,18 @@ class Worker:
     # --- polling ----------------------------------------------------------------------------
 
     def _dispatch(self) -> bool:
-        """Queue the due polls, at most what the threads can take (:attr:`queue_limit` in
-        flight), oldest-due first; the rest wait for the next pass. True when some were left.
+        """Queue the due polls, per platform at most what its threads can take
+        (:attr:`queue_limit` in flight), oldest-due first; the rest wait for the next pass.
+        True when some were left.
 
         An unbounded queue would hold a poll for every due account (thousands), each run long
         after it was planned and none picking up a hint or a released lease in between.
         """
-        room = self.queue_limit - len(self._running)
-        if room < self.queue_limit // 2:
-            return True  # a pass costs O(accounts): wait until half the queue is free
+        busy = Counter(self._running.values())
+        if all(self.queue_limit - busy[p] < self.queue_limit // 2 for p in self._platforms):
+            return bool(self._platforms)  # a pass costs O(accounts): wait for half a queue
         now = self._clock()
-        due: list[tuple[datetime, int, Held, bool]] = []
+        due: dict[Platform, list[tuple[datetime, int, Held, bool]]] = {}
         for n, held in enumerate(self._held.values()):
             if held.account.id in self._running:
                 continue
@@ -390,16 +401,27 @@ class Worker:
                 since = now
             else:
                 continue
-            due.append((since, n, held, whole))
-        for _, _, held, whole in heapq.nsmallest(room, due):
-            hinted = set(held.hinted_content)
-            held.hinted_account = False
-            held.hinted_content.clear()
-            account_id = held.account.id
-            self._running.add(account_id)
-            held.running = self._pool.submit(self._poll, held, whole, hinted)
-            held.running.add_done_callback(lambda _, a=account_id: self._running.discard(a))
-        return len(due) > room
+            due.setdefault(held.account.platform, []).append((since, n, held, whole))
+        left = False
+        for platform, waiting in due.items():
+            room = self.queue_limit - busy[platform]
+            left |= len(waiting) > room
+            for _, _, held, whole in heapq.nsmallest(max(room, 0), waiting):
+                self._submit(platform, held, whole)
+        return left
+
+    def _submit(self, platform: Platform, held: Held, whole: bool) -> None:
+        hinted = set(held.hinted_content)
+        held.hinted_account = False
+        held.hinted_content.clear()
+        account_id = held.account.id
+        pool = self._pools.get(platform)
+        if pool is None:
+            pool = self._pools[platform] = ThreadPoolExecutor(
+                max_workers=self._threads, thread_name_prefix=f"poll-{platform.value}")
+        self._running[account_id] = platform
+        held.running = pool.submit(self._poll, held, whole, hinted)
+        held.running.add_done_callback(lambda _, a=account_id: self._running.pop(a, None))
 
     def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
         account, cadence = held.account, held.cadence

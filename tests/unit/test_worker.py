@@ -99,7 +99,6 @@ def test_a_successful_poll_publishes_schedules_and_records() -> None:
     assert held.cadence.tracked["v1"].next_at == NOW + timedelta(minutes=1)
     assert conn.calls[-1]["err"] is None and conn.calls[-1]["n"] == 1
     assert conn.calls[-1]["next"] == NOW + timedelta(minutes=1)
-    worker._pool.shutdown()
 
 
 def test_a_platform_wait_moves_the_next_poll_and_is_recorded() -> None:
@@ -107,7 +106,6 @@ def test_a_platform_wait_moves_the_next_poll_and_is_recorded() -> None:
     worker._poll(held, True, set())
     assert held.cadence.account_next_at == NOW + timedelta(hours=3)
     assert conn.calls[-1]["err"] == "retry: quota spent"
-    worker._pool.shutdown()
 
 
 def test_an_unmappable_answer_is_a_dead_letter_and_a_bug_does_not_stop_the_worker() -> None:
@@ -121,8 +119,6 @@ def test_an_unmappable_answer_is_a_dead_letter_and_a_bug_does_not_stop_the_worke
     worker2._poll(held2, True, set())
     assert conn2.calls[-1]["err"] == "unexpected ValueError"
     assert held2.failures == 1
-    worker._pool.shutdown()
-    worker2._pool.shutdown()
 
 
 def test_a_hint_for_tracked_content_polls_only_that_content() -> None:
@@ -131,4 +127,35 @@ def test_a_hint_for_tracked_content_polls_only_that_content() -> None:
     worker._poll(held, True, set())
     worker._poll(held, False, {"v1"})
     assert held.connector.content_calls == [["v1"]]  # type: ignore[attr-defined]
-    worker._pool.shutdown()
+
+
+def test_a_platform_stuck_waiting_for_its_limit_does_not_starve_the_others() -> None:
+    import threading
+    from dataclasses import replace
+
+    release = threading.Event()
+
+    class Stuck(ScriptedConnector):
+        def fetch_account(self, api: Any, account: Account, now: datetime) -> Poll:
+            release.wait(30)  # a poll held by a rate-limit wait
+            return Poll()
+
+    worker, _, _, _ = make(Poll())
+    worker._connectors = lambda p: (
+        Stuck(Poll()) if p is Platform.INSTAGRAM else ScriptedConnector(Poll()))
+    worker._connector_cache.clear()
+    for n in range(3 * worker.queue_limit):  # more Instagram polls than its threads take
+        worker._adopt(replace(ROW, id=f"ig-{n}", platform=Platform.INSTAGRAM, external_id=str(n)))
+    worker._adopt(replace(ROW, id="yt-1", platform=Platform.YOUTUBE, external_id="yt"))
+    try:
+        worker._dispatch()
+        youtube = worker._held["yt-1"].running
+        assert youtube is not None
+        youtube.result(timeout=10)  # done while every Instagram thread still waits
+        assert not release.is_set()
+        assert sum(1 for p in worker._running.values() if p is Platform.INSTAGRAM) == \
+            worker.queue_limit
+    finally:
+        release.set()
+        for pool in worker._pools.values():
+            pool.shutdown(wait=True)
