@@ -85,19 +85,24 @@ class TokenVault:
             raise VaultError(msg) from None
 
 
-def rotate(conn: psycopg.Connection, vault: TokenVault, batch: int = 500) -> int:
+def rotate(
+    conn: psycopg.Connection, vault: TokenVault, batch: int = 500, tenant_id: str | None = None
+) -> int:
     """Re-seal every stored credential not sealed with the vault's first key; returns how many.
 
     Row by row under ``FOR UPDATE SKIP LOCKED`` in small transactions, so pollers refreshing
     tokens at the same time are never blocked for long and never lose a fresh token.
+    ``tenant_id`` limits it to that tenant's accounts.
     """
     done = 0
     while True:
         with conn.transaction():
             rows = conn.execute(
                 "SELECT account_id, access_token_enc, refresh_token_enc FROM oauth_credentials "
-                "WHERE key_id <> %s ORDER BY account_id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (vault.key_id, batch),
+                "WHERE key_id <> %s AND (%s::text IS NULL OR account_id IN "
+                "(SELECT id FROM platform_accounts WHERE tenant_id = %s)) "
+                "ORDER BY account_id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (vault.key_id, tenant_id, tenant_id, batch),
             ).fetchall()
             for account_id, access, refresh in rows:
                 conn.execute(

@@ -190,7 +190,7 @@ def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tokens_rotate(args: argparse.Namespace, settings: Settings) -> int:
     vault = TokenVault.from_settings(settings)
     with _connect(settings) as conn:
-        count = rotate(conn, vault)
+        count = rotate(conn, vault, tenant_id=args.tenant)
     print(f"re-sealed {count} credentials with key {vault.key_id}")
     return 0
 
@@ -294,6 +294,7 @@ def register(commands: Any) -> None:
         "rotate", help="re-seal every stored token with the first key of TOKEN_KEYS",
         description="After putting a new key first in CREATORPULSE_TOKEN_KEYS, re-seal the "
         "stored tokens with it; then the old key can be removed.")
+    p.add_argument("--tenant", help="only this tenant's accounts (default: every tenant)")
     p.set_defaults(handler=_guard(cmd_tokens_rotate))
 
     src = commands.add_parser("sources", help="run the platform pollers")
