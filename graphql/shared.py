@@ -9,7 +9,8 @@ The live hub hands every subscriber of one distinct subscription the same event 
   role, event) and the same result is handed to every subscriber of that key. The document is
   the parser cache's object for the query text, so equal texts share it; a subscriber whose
   document, variables, tenant or role differ never sees another's result. Anonymous callers
-  never share.
+  never share. So a resolver under a subscription's payload may depend on the event, the
+  arguments, the tenant and the role, never on anything else of the caller (its subject, say).
 - :class:`SharedTransportWSHandler`, the ``graphql-transport-ws`` handler: the ``data`` of a
   ``next`` message is encoded to JSON once per result and spliced into each subscriber's
   message (its own ``id``, and its own ``errors`` and ``extensions``, e.g. the cost report).
@@ -120,9 +121,10 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if caller is None or variables is None:
             stats.executions += 1
             return super().execute_operation(serially)
-        operation, event = self.operation, self._event
-        key = (id(operation), id(event), variables, *caller)
-        holds = (operation, event)
+        # Parsed documents are cached process-wide, so the schema is part of the key too.
+        schema, operation, event = self.schema, self.operation, self._event
+        key = (id(schema), id(operation), id(event), variables, *caller)
+        holds = (schema, operation, event)
         found = _results.get(key, holds)
         if found is not None:
             stats.shared += 1
