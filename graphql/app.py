@@ -42,6 +42,7 @@ from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, c
 from creatorpulse.graphql.limits import TokenBucket
 from creatorpulse.graphql.observability import ApiMetrics
 from creatorpulse.graphql.schema import build_schema
+from creatorpulse.graphql.shared import SharedTransportWSHandler
 from creatorpulse.settings import Settings
 from creatorpulse.tokens import TokenVault
 
@@ -58,6 +59,9 @@ def _address(request: Request | WebSocket) -> str | None:
 
 class GraphQLView(GraphQL):
     """Strawberry's ASGI view with our context, HTTP authentication and WebSocket auth."""
+
+    # Encodes each shared subscription result once for all its subscribers.
+    graphql_transport_ws_handler_class = SharedTransportWSHandler
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Refuse a bad bearer token with 401 before GraphQL sees the request."""

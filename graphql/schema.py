@@ -43,6 +43,7 @@ from creatorpulse.graphql.errors import InputError, RateLimited, error_code
 from creatorpulse.graphql.limits import CostLimiter
 from creatorpulse.graphql.mutations import Mutation
 from creatorpulse.graphql.queries import Query
+from creatorpulse.graphql.shared import SharedEventExecutor
 from creatorpulse.graphql.types import SCALARS
 from creatorpulse.settings import Settings
 
@@ -142,6 +143,8 @@ def build_schema(settings: Settings, *, production: bool | None = None) -> straw
         subscription=_subscription(),
         extensions=extensions(settings, production=prod),
         config=StrawberryConfig(disable_field_suggestions=prod, scalar_map=SCALARS),
+        # Subscription events are executed once per distinct subscription (graphql/shared.py).
+        execution_context_class=SharedEventExecutor,
     )
 
 

@@ -3,7 +3,9 @@
 Both subscriptions are served by the process's :class:`~creatorpulse.graphql.live.LiveHub`
 (``context.services.live``), so the Kafka read, the matching and every leaderboard computation
 happen once per distinct set of parameters, however many clients subscribe; the GraphQL object
-for an aggregate or a leaderboard is also built once and shared.
+for an aggregate or a leaderboard is also built once and shared, and the schema's executor and
+WebSocket handler (:mod:`~creatorpulse.graphql.shared`) execute each event's selection set and
+encode its data once per distinct operation, variables, tenant and role.
 
 Every subscription is scoped to the caller's tenant. The connection is authenticated once, by the
 app's ``on_ws_connect`` from the ``connection_init`` payload (a missing or invalid token closes

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from creatorpulse.graphql import shared
 from creatorpulse.settings import Settings
 from tests.integration.live_server import NOW, Live, aggregate, running_api
 
@@ -156,6 +157,32 @@ async def test_the_socket_closes_when_the_token_expires(live: Live) -> None:
     await until(lambda: live.subscribers() == 1, what="the subscriber")
     assert await closed_with(ws, timeout=10) == 4403
     await until(lambda: live.subscribers() == 0, what="the subscription to end")
+
+
+async def test_subscribers_share_one_execution_and_encoding_per_event(live: Live) -> None:
+    t = live.tenants
+    sockets = [await acked(live, live.token(t.a)) for _ in range(3)]
+    other = await acked(live, live.token(t.b))
+    for n, ws in enumerate(sockets):
+        await subscribe(ws, METRICS, op=f"s{n}")
+    await subscribe(other, METRICS, op="b")
+    await until(lambda: live.subscribers() == 4, what="four subscribers")
+    shared.reset()
+
+    live.produce(aggregate(t.a1, gain=41), aggregate(t.b1, gain=42))
+    got = [await receive(ws) for ws in sockets]
+    assert [(m["type"], m["id"]) for m in got] == [("next", "s0"), ("next", "s1"), ("next", "s2")]
+    assert {json.dumps(m["payload"]["data"]) for m in got} == {json.dumps(
+        {"metricUpdates": {"influencerId": t.a1, "platform": "instagram", "metric": "likes",
+                           "window": "1h", "gain": 41, "valueAtEnd": 141}})}
+    got_b = await receive(other)
+    assert got_b["id"] == "b"
+    assert got_b["payload"]["data"]["metricUpdates"]["influencerId"] == t.b1
+    # One execution and one encoding per tenant's event, however many subscribers.
+    assert (shared.stats.executions, shared.stats.encodings) == (2, 2)
+    assert shared.stats.shared == 2
+    for ws in (*sockets, other):
+        await ws.close()
 
 
 def set_gain(settings: Settings, influencer: str, gain: int) -> None:
