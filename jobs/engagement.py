@@ -168,7 +168,8 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
     whose counter also gained in an earlier bucket of the same window, that earlier bucket's
     last value. The first sum is a plain sliding sum per influencer x platform x metric; the
     second term of a bucket applies to exactly the windows that start at or before the
-    counter's previous bucket, which a few copies per metric and bucket settle exactly.
+    counter's previous bucket: a sliding sum too, less the windows that start after it, which a
+    few copies per metric and bucket settle exactly.
     """
     size, slide = sql_interval(spec.size), sql_interval(spec.slide)
     buckets, chained = _view_name("cp_cbucket", spec), _view_name("cp_cchain", spec)
@@ -204,11 +205,15 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
         CREATE TEMPORARY VIEW {grouped} AS
         SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
                influencer_id, platform, metric, SUM(gain) AS gain,
-               SUM(latest) AS value_sum, CAST(0 AS BIGINT) AS overlap_sum, MIN(prank) AS prank
+               SUM(latest) - SUM(CASE WHEN prev_start > b_start - {size} THEN prev_value
+                                      ELSE 0 END) AS value_sum,
+               MIN(prank) AS prank
         FROM TABLE(HOP(TABLE {chained}, DESCRIPTOR(b_time), {slide}, {size}))
         GROUP BY window_start, window_end, window_time, influencer_id, platform, metric""")
-    # The previous bucket's value per metric, bucket and previous bucket; it is subtracted in
-    # the windows that hold both buckets, i.e. those starting at or before the previous one.
+    # The previous bucket's value per metric, bucket and previous bucket. The sliding sum above
+    # subtracts it in every window holding the bucket; it belongs back in those of them that
+    # start after the previous bucket: as many as the buckets between the two, few when
+    # counters are read often.
     sql(f"""
         CREATE TEMPORARY VIEW {overlaps}_rows AS
         SELECT * FROM {chained}
@@ -224,9 +229,9 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
         CREATE TEMPORARY VIEW {overlaps} AS
         SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
                influencer_id, platform, metric, CAST(0 AS BIGINT) AS gain,
-               CAST(0 AS BIGINT) AS value_sum, overlap_sum, 3 AS prank
+               overlap_sum AS value_sum, 3 AS prank
         FROM TABLE(HOP(TABLE {overlaps}_sum, DESCRIPTOR(o_time), {slide}, {size}))
-        WHERE prev_start >= window_start""")
+        WHERE prev_start < window_start""")
     # Both parts of one window carry the same w_time, so a tumble of one slide gathers exactly
     # that window's rows, and the result stays an append-only window result.
     sql(f"""
@@ -236,8 +241,7 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
         CREATE TEMPORARY VIEW {rolling} AS
         SELECT influencer_id, platform, metric, '{spec.name}' AS window_name,
                h_end, h_start, SUM(gain) AS gain,
-               SUM(value_sum) - SUM(overlap_sum) - SUM(gain) AS value_at_start,
-               SUM(value_sum) - SUM(overlap_sum) AS value_at_end,
+               SUM(value_sum) - SUM(gain) AS value_at_start, SUM(value_sum) AS value_at_end,
                {_PROVENANCE_NAME} AS provenance, window_time AS r_time
         FROM TABLE(TUMBLE(TABLE {rolling}_parts, DESCRIPTOR(w_time), {slide}))
         GROUP BY window_start, window_end, window_time, h_start, h_end, influencer_id, platform,
