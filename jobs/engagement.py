@@ -160,28 +160,91 @@ def _view_name(prefix: str, spec: WindowSpec) -> str:
 
 
 def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
-    """One sliding window: per counter first (its gain and latest value), then per metric."""
+    """One sliding window, from per-counter slide buckets, with no per-counter window state.
+
+    A window holds whole slide buckets, so per counter only the last value of each bucket it
+    gained in matters. Over the buckets of one window, ``value_at_end`` (each counter's latest
+    value, summed) telescopes: the sum of every bucket's last value, minus, for each bucket
+    whose counter also gained in an earlier bucket of the same window, that earlier bucket's
+    last value. The first sum is a plain sliding sum per influencer x platform x metric; the
+    second term of a bucket applies to exactly the windows that start at or before the
+    counter's previous bucket: a sliding sum too, less the windows that start after it, which a
+    few copies per metric and bucket settle exactly.
+    """
     size, slide = sql_interval(spec.size), sql_interval(spec.slide)
-    per_counter, rolling = _view_name("cp_counter", spec), _view_name("cp_rolling", spec)
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW {per_counter} AS
-        SELECT window_start AS w_start, window_end AS w_end, window_time AS w_time,
-               influencer_id, platform, metric, SUM(gain) AS gain,
-               CAST(MOD(MAX(packed), {_PACK}) - {_OFFSET} AS BIGINT) AS end_value,
+    buckets, chained = _view_name("cp_cbucket", spec), _view_name("cp_cchain", spec)
+    grouped, overlaps = _view_name("cp_grouped", spec), _view_name("cp_overlap", spec)
+    rolling = _view_name("cp_rolling", spec)
+    sql = t_env.execute_sql
+    # Per counter and slide bucket: its gain, its last value, its weakest provenance.
+    sql(f"""
+        CREATE TEMPORARY VIEW {buckets} AS
+        SELECT window_start AS b_start, window_time AS b_time,
+               influencer_id, platform, account_id, content_id, metric, SUM(gain) AS gain,
+               CAST(MOD(MAX(packed), {_PACK}) - {_OFFSET} AS BIGINT) AS latest,
                MIN(prank) AS prank
-        FROM TABLE(HOP(TABLE cp_gains_all, DESCRIPTOR(observed_at), {slide}, {size}))
+        FROM TABLE(TUMBLE(TABLE cp_gains, DESCRIPTOR(observed_at), {slide}))
+        GROUP BY window_start, window_end, window_time, influencer_id, platform, account_id,
+                 content_id, metric""")
+    # Each bucket with the counter's previous bucket (start and last value), and the same rows
+    # once more under platform 'all'.
+    sql(f"""
+        CREATE TEMPORARY VIEW {chained}_one AS
+        SELECT b_start, b_time, influencer_id, platform, metric, gain, latest, prank,
+               LAG(b_start) OVER w AS prev_start, LAG(latest) OVER w AS prev_value
+        FROM {buckets}
+        WINDOW w AS (PARTITION BY platform, account_id, content_id, metric ORDER BY b_time)""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {chained} AS
+        SELECT * FROM {chained}_one
+        UNION ALL
+        SELECT b_start, b_time, influencer_id, 'all', metric, gain, latest, prank,
+               prev_start, prev_value
+        FROM {chained}_one""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {grouped} AS
+        SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
+               influencer_id, platform, metric, SUM(gain) AS gain,
+               SUM(latest) - SUM(CASE WHEN prev_start > b_start - {size} THEN prev_value
+                                      ELSE 0 END) AS value_sum,
+               MIN(prank) AS prank
+        FROM TABLE(HOP(TABLE {chained}, DESCRIPTOR(b_time), {slide}, {size}))
+        GROUP BY window_start, window_end, window_time, influencer_id, platform, metric""")
+    # The previous bucket's value per metric, bucket and previous bucket. The sliding sum above
+    # subtracts it in every window holding the bucket; it belongs back in those of them that
+    # start after the previous bucket: as many as the buckets between the two, few when
+    # counters are read often.
+    sql(f"""
+        CREATE TEMPORARY VIEW {overlaps}_rows AS
+        SELECT * FROM {chained}
+        WHERE prev_start IS NOT NULL AND prev_start > b_start - {size}""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {overlaps}_sum AS
+        SELECT window_time AS o_time, influencer_id, platform, metric, prev_start,
+               SUM(prev_value) AS overlap_sum
+        FROM TABLE(TUMBLE(TABLE {overlaps}_rows, DESCRIPTOR(b_time), {slide}))
         GROUP BY window_start, window_end, window_time, influencer_id, platform, metric,
-                 account_id, content_id""")
-    # Every counter's row of one window carries the same w_time, so a tumble of one slide
-    # gathers exactly that window's rows, and the result stays an append-only window result.
-    t_env.execute_sql(f"""
+                 prev_start""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {overlaps} AS
+        SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
+               influencer_id, platform, metric, CAST(0 AS BIGINT) AS gain,
+               overlap_sum AS value_sum, 3 AS prank
+        FROM TABLE(HOP(TABLE {overlaps}_sum, DESCRIPTOR(o_time), {slide}, {size}))
+        WHERE prev_start < window_start""")
+    # Both parts of one window carry the same w_time, so a tumble of one slide gathers exactly
+    # that window's rows, and the result stays an append-only window result.
+    sql(f"""
+        CREATE TEMPORARY VIEW {rolling}_parts AS
+        SELECT * FROM {grouped} UNION ALL SELECT * FROM {overlaps}""")
+    sql(f"""
         CREATE TEMPORARY VIEW {rolling} AS
         SELECT influencer_id, platform, metric, '{spec.name}' AS window_name,
-               w_end AS h_end, w_start AS h_start, SUM(gain) AS gain,
-               SUM(end_value) - SUM(gain) AS value_at_start, SUM(end_value) AS value_at_end,
+               h_end, h_start, SUM(gain) AS gain,
+               SUM(value_sum) - SUM(gain) AS value_at_start, SUM(value_sum) AS value_at_end,
                {_PROVENANCE_NAME} AS provenance, window_time AS r_time
-        FROM TABLE(TUMBLE(TABLE {per_counter}, DESCRIPTOR(w_time), {slide}))
-        GROUP BY window_start, window_end, window_time, w_start, w_end, influencer_id, platform,
+        FROM TABLE(TUMBLE(TABLE {rolling}_parts, DESCRIPTOR(w_time), {slide}))
+        GROUP BY window_start, window_end, window_time, h_start, h_end, influencer_id, platform,
                  metric""")
     return t_env.sql_query(
         f"SELECT influencer_id, platform, metric, window_name, h_end AS window_end, "

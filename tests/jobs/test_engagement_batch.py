@@ -6,6 +6,7 @@ streaming job runs, minus the watermark, which batch mode does not have.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def test_a_falling_counter_is_a_negative_gain(tmp_path: Path) -> None:
         observed_at=scenario.T0 + timedelta(seconds=s)) for s, v in ((0, 50), (30, 40))]
     got = [row[4] for row in rows(run(tmp_path, readings).buckets)]
     assert got == [-10, -10]
+
+
+def test_rolling_windows_of_sparse_counters_equal_the_oracle(tmp_path: Path) -> None:
+    # Counters read at irregular intervals, from seconds to beyond the longest window, so that
+    # a counter's previous reading is sometimes in the same window, sometimes before it.
+    rng = random.Random(11)
+    readings = []
+    for counter in range(8):
+        at, value = scenario.T0 + timedelta(seconds=rng.randrange(600)), rng.randrange(1000)
+        while at < scenario.T0 + timedelta(minutes=90):
+            readings.append(Observation.create(
+                platform=Platform.TIKTOK if counter % 2 else Platform.INSTAGRAM,
+                account_id=f"a{counter % 3}", influencer_id=f"i{counter % 2}",
+                content_id=f"p{counter}", content_kind=ContentKind.VIDEO,
+                metric=("likes", "views", "followers")[counter % 3], value=value,
+                observed_at=at))
+            value += rng.randrange(-5, 50)
+            at += timedelta(seconds=rng.choice((5, 40, 70, 200, 320, 700, 1000, 1300)))
+    got = {(i, p, m, w, utc(end)): (utc(start), g, s, e, prov)
+           for i, p, m, w, end, start, g, s, e, prov in rows(run(tmp_path, readings).rolling)}
+    expected = oracle.rolling(oracle.gains(readings), WINDOWS,
+                              until=datetime(2100, 1, 1, tzinfo=UTC))
+    assert len(expected) > 100
+    assert got == expected
