@@ -42,6 +42,7 @@ from creatorpulse.sources.worker import Worker
 from creatorpulse.stack import Stack
 from creatorpulse.stack.process import wait_until
 from creatorpulse.tokens import TokenVault
+from tests.waiting import wait_for
 
 PLATFORMS = ("instagram", "facebook", "youtube", "tiktok", "x")
 # Content-level metrics: the simulator's true counter each one reads (X quotes: a fifth of shares).
@@ -50,16 +51,6 @@ CONTENT_TRUTH: dict[str, Callable[[dict[str, int]], int]] = {
     "shares": lambda c: c["shares"], "saves": lambda c: c["saves"], "views": lambda c: c["views"],
     "reach": lambda c: c["reach"], "quotes": lambda c: c["shares"] // 5,
 }
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 class Collector:

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -30,19 +29,10 @@ from creatorpulse.sinks import registry
 from creatorpulse.stack import Stack
 from creatorpulse.tokens import TokenVault
 from tests.fake_platform import FakePlatform
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = 3.0  # seconds: short, so a takeover is quick to test
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 class Env:
