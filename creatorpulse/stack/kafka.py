@@ -88,7 +88,7 @@ class Kafka(Part):
             self.say("kafka: formatting KRaft storage")
             fmt = subprocess.run(
                 [java, "-cp", classpath, *self._log_opts(), "kafka.tools.StorageTool", "format",
-                 "--standalone", "-t", _cluster_id(), "-c", str(config)],
+                 "--standalone", f"--cluster-id={_cluster_id()}", "-c", str(config)],
                 capture_output=True,
                 text=True,
                 timeout=s.start_timeout.total_seconds(),
@@ -210,5 +210,12 @@ class Kafka(Part):
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    An id that starts with ``-`` would be read by ``kafka-storage format`` as an option (it fails
+    with "expected one argument"), so such ids are drawn again, as Kafka's own ``Uuid`` does.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
