@@ -69,6 +69,22 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def alive(self) -> bool:
+        """True while the process of the pid file has not exited, whatever its command line.
+
+        Waiting for a process just spawned asks this, not :meth:`running`: a server that
+        rewrites its process title (Redis does, right after it starts) shows a command line
+        without the marker for a moment, which is no reason to call it dead.
+        """
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        if _alive(pid):
+            return True
+        _reap(pid)
+        return False
+
     def spawn(
         self,
         argv: Sequence[str],
@@ -150,7 +166,7 @@ def wait_until(
             result, last_error = None, f" (last error: {exc})"
         if result is not None:
             return result
-        if process is not None and not process.running():
+        if process is not None and not process.alive():
             msg = f"exited while waiting until {what}; see {process.log_file}"
             raise StackError(part, msg, process.tail())
         if time.monotonic() >= deadline:

@@ -54,3 +54,21 @@ def test_wait_until_times_out_with_the_last_error() -> None:
 
     with pytest.raises(StackError, match=r"not ready after 0s.*refused"):
         wait_until(refuse, part="p", what="it answers", timeout=0.3, interval=0.05)
+
+
+def test_wait_until_keeps_waiting_for_a_live_process_whose_title_lacks_the_marker(
+        tmp_path: Path) -> None:
+    # Redis rewrites its process title right after it starts; for that moment its command line
+    # does not show the marker. Alive is alive: the wait goes on until the check passes.
+    proc = ManagedProcess("retitled", tmp_path, marker="a title the process does not show")
+    proc.spawn(SLEEPER)
+    try:
+        assert proc.alive() and not proc.running()
+        greeted = wait_until(lambda: True if "hello" in proc.tail() else None, part="retitled",
+                             what="it greets", timeout=10, process=proc)
+        assert greeted is True
+    finally:
+        pid = int(proc.pid_file.read_text())
+        os.kill(pid, 9)
+        wait_until(lambda: True if not proc.alive() else None, part="retitled",
+                   what="it is gone", timeout=10)
