@@ -23,6 +23,7 @@ from tests.integration.engagement import (
     CLEAN,
     DELAY,
     END,
+    IDLE_JOB_ENV,
     JOB_ENV,
     Run,
     expected,
@@ -100,7 +101,7 @@ def test_windows_close_while_partitions_stay_idle(run: Run) -> None:
     # timeout they stop holding the watermark back, so the windows still close.
     clock = END + timedelta(minutes=20)
     run.produce(CLEAN, clock_at=clock, partitions=range(1))
-    run.start()
+    run.start(IDLE_JOB_ENV)
     wait_for_oracle(run, CLEAN, until=clock - DELAY)
 
 
