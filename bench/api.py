@@ -175,15 +175,15 @@ def plain_routes(settings: Settings) -> list[Any]:
         until = datetime.fromisoformat(request.query_params["to"])
         params = {"influencer": influencer, "from": since.isoformat(), "to": until.isoformat()}
 
-        async def compute() -> tuple[list[Any], list[str]]:
+        async def compute() -> list[Any]:
             async with services.pool.connection() as conn:
-                rows = await met.series(conn, tenant, influencer, platforms=None,
+                return await met.series(conn, tenant, influencer, platforms=None,
                                         metrics=["likes", "views"], start=since, end=until,
                                         interval=met.Interval.HOUR)
-            return rows, [influencer_dep(influencer)]
 
         rows = await services.cache.get_or_compute(cache_key(tenant, "plain-series", params),
-                                                   compute, _series_encode, _series_decode)
+                                                   [influencer_dep(influencer)], compute,
+                                                   _series_encode, _series_decode)
         return JSONResponse([
             {"platform": r.platform, "metric": r.metric, "total": r.total,
              "buckets": [{"start": b.start.isoformat(), "gain": b.gain} for b in r.buckets]}
@@ -199,15 +199,14 @@ def plain_routes(settings: Settings) -> list[Any]:
         first = int(request.query_params.get("first", "10"))
         params = {"metric": metric, "window": window, "first": first}
 
-        async def compute() -> tuple[list[Any], list[str]]:
+        async def compute() -> list[Any]:
             async with services.pool.connection() as conn:
-                rows = await met.leaderboard(conn, tenant, metric=metric, window=window,
+                return await met.leaderboard(conn, tenant, metric=metric, window=window,
                                              platform=None, first=first)
-            return rows, [tenant_dep(tenant)]
 
         rows = await services.cache.get_or_compute(
-            cache_key(tenant, "plain-leaderboard", params), compute, _leader_encode,
-            _leader_decode)
+            cache_key(tenant, "plain-leaderboard", params), [tenant_dep(tenant)], compute,
+            _leader_encode, _leader_decode)
         return JSONResponse([{"rank": r.rank, "influencerId": r.influencer_id, "gain": r.gain,
                               "valueAtEnd": r.value_at_end} for r in rows])
 

@@ -1,8 +1,9 @@
 """The API server: a Starlette app with GraphQL (HTTP and WebSocket), REST routes and probes.
 
 ``create_app(settings)`` returns the app; its lifespan opens what every request shares (the
-PostgreSQL pools, the Redis client, the cache, the rate limiter, a Kafka producer) and starts the
-live hub when one is given (the aggregates consumer that feeds subscriptions and evicts cached
+PostgreSQL pools, the Redis client, the cache, the rate limiter, a Kafka producer), starts the
+registry listener (registry changes from any process evict cached registry answers) and the live
+hub when one is given (the aggregates consumer that feeds subscriptions and evicts cached
 answers), then closes everything in reverse order.
 
 Routes:
@@ -41,6 +42,7 @@ from creatorpulse.graphql.cache import AggregateCache
 from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, client_key
 from creatorpulse.graphql.limits import TokenBucket
 from creatorpulse.graphql.observability import ApiMetrics
+from creatorpulse.graphql.registry_listener import RegistryListener
 from creatorpulse.graphql.schema import build_schema
 from creatorpulse.graphql.shared import SharedTransportWSHandler
 from creatorpulse.settings import Settings
@@ -226,7 +228,11 @@ def create_app(
             producer=producer if producer is not None else _make_producer(settings),
             live=live)
         app.state.services = services
+        listener = RegistryListener(dsn, services.cache.registry_changed,
+                                    services.cache.drop_registry_answers)
+        app.state.registry_listener = listener
         try:
+            await listener.start()
             if live is not None:
                 await live.start(services)
             try:
@@ -235,6 +241,7 @@ def create_app(
                 if live is not None:
                     await live.stop()
         finally:
+            await listener.stop()
             if services.producer is not None:
                 await asyncio.to_thread(services.producer.flush, 5)
             await redis.aclose()

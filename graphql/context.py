@@ -107,6 +107,9 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    # What the operation's answer depends on (cache dependency names), collected while a
+    # response-cacheable operation executes (graphql/response_cache.py); None otherwise.
+    response_deps: set[str] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -120,6 +123,12 @@ class Context:
     @property
     def metrics(self) -> ApiMetrics:
         return self.services.metrics
+
+    def depends_on(self, *dependencies: str) -> list[str]:
+        """Note that the answer being computed depends on ``dependencies``; returns them."""
+        if self.response_deps is not None:
+            self.response_deps.update(dependencies)
+        return list(dependencies)
 
     def tenant(self, role: Role = Role.VIEWER) -> str:
         """The caller's tenant, once the caller is known to hold ``role`` (else AuthError)."""

@@ -134,14 +134,18 @@ def _invalid(problems: list[validation.Problem]) -> ValidationErrors:
 
 
 async def _write(ctx: Context, work: Callable[..., T], *args: Any) -> T:
-    """Run a registry change in a worker thread on a connection of the registry pool."""
+    """Run a registry change in a worker thread on a connection of the registry pool, then drop
+    the tenant's cached registry answers at once (the NOTIFY listener would too, a moment
+    later: the caller reads its own write)."""
     services: Services = ctx.services
 
     def run() -> T:
         with services.registry_pool.connection() as conn:
             return work(conn, *args)
 
-    return await asyncio.to_thread(run)
+    result = await asyncio.to_thread(run)
+    await services.cache.registry_changed(ctx.tenant())
+    return result
 
 
 async def _reload_influencer(ctx: Context, tenant: str, influencer_id: str) -> Influencer | None:

@@ -1,7 +1,10 @@
 """The Query root: every field requires a token (viewer or above) and reads the caller's tenant.
 
 Aggregate answers (series, aggregatedMetrics, leaderboard, engagementRate) go through the Redis
-read-through cache (:mod:`creatorpulse.graphql.cache`), keyed by tenant and arguments.
+read-through cache (:mod:`creatorpulse.graphql.cache`), keyed by tenant and arguments. The
+fields of :data:`RESPONSE_CACHED` say what their answer depends on (``ctx.depends_on``), so
+that a whole operation made of them can be answered from the response cache
+(:mod:`creatorpulse.graphql.response_cache`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from strawberry.types import Info
 
 from creatorpulse.graphql import influencers as inf
 from creatorpulse.graphql import metrics as met
-from creatorpulse.graphql.cache import cache_key, influencer_dep, tenant_dep
+from creatorpulse.graphql.cache import cache_key, influencer_dep, registry_dep, tenant_dep
 from creatorpulse.graphql.errors import InputError
 from creatorpulse.graphql.types import (
     Account,
@@ -38,6 +41,10 @@ from creatorpulse.graphql.types import (
 )
 
 DEFAULT_FIRST = 20
+# Root fields whose resolvers declare every dependency of their answer (GraphQL names).
+RESPONSE_CACHED = frozenset({
+    "influencer", "influencers", "metrics", "aggregatedMetrics", "leaderboard", "engagementRate",
+})
 METRIC_NAME_MAX = 64
 
 
@@ -101,6 +108,7 @@ def _rate_decode(data: dict[str, Any] | None) -> met.Rate | None:
 class Query:
     @strawberry.field(description="One influencer of your tenant (null when there is none).")
     async def influencer(self, info: Info, id: strawberry.ID) -> Influencer | None:
+        info.context.depends_on(registry_dep(info.context.tenant()))
         row = await info.context.loaders.influencer.load(str(id))
         return Influencer.from_row(row) if row else None
 
@@ -115,6 +123,7 @@ class Query:
     ) -> InfluencerConnection:
         ctx = info.context
         tenant = ctx.tenant()
+        ctx.depends_on(registry_dep(tenant))
         async with ctx.services.pool.connection() as conn:
             page = await inf.page(conn, tenant, to_service_filter(filter),
                                   inf.Order[order_by.value], _first(first, info), after)
@@ -151,15 +160,15 @@ class Query:
         params = {"influencer": str(influencer_id), "platforms": plats, "metrics": names,
                   "from": from_.isoformat(), "to": to.isoformat(), "interval": interval.name}
 
-        async def compute() -> tuple[list[met.Series], list[str]]:
+        async def compute() -> list[met.Series]:
             async with ctx.services.pool.connection() as conn:
-                rows = await met.series(conn, tenant, str(influencer_id), platforms=plats,
+                return await met.series(conn, tenant, str(influencer_id), platforms=plats,
                                         metrics=names, start=from_, end=to,
                                         interval=met.Interval[interval.name])
-            return rows, [influencer_dep(str(influencer_id))]
 
+        deps = ctx.depends_on(influencer_dep(str(influencer_id)))
         rows = await ctx.services.cache.get_or_compute(
-            cache_key(tenant, "series", params), compute, _series_encode, _series_decode)
+            cache_key(tenant, "series", params), deps, compute, _series_encode, _series_decode)
         if plats is None and not include_total:
             rows = [s for s in rows if s.platform != met.ALL_PLATFORMS]
         return [MetricSeries.from_series(s) for s in rows]
@@ -182,14 +191,14 @@ class Query:
         params = {"metric": name, "from": from_.isoformat(), "to": to.isoformat(),
                   "group": group_by.name, "filter": repr(f)}
 
-        async def compute() -> tuple[list[met.AggregateRow], list[str]]:
+        async def compute() -> list[met.AggregateRow]:
             async with ctx.services.pool.connection() as conn:
-                rows = await met.aggregate(conn, tenant, metric=name, start=from_, end=to,
+                return await met.aggregate(conn, tenant, metric=name, start=from_, end=to,
                                            group_by=met.GroupBy[group_by.name], f=f)
-            return rows, [tenant_dep(tenant)]
 
+        deps = ctx.depends_on(tenant_dep(tenant))
         rows = await ctx.services.cache.get_or_compute(
-            cache_key(tenant, "aggregate", params), compute,
+            cache_key(tenant, "aggregate", params), deps, compute,
             lambda rows: [asdict(r) for r in rows],
             lambda data: [met.AggregateRow(**d) for d in data])
         return [AggregatedMetric(key=r.key, metric=name, total=r.total,
@@ -210,14 +219,15 @@ class Query:
         plat = platform.value if platform else None
         params = {"metric": name, "window": win, "platform": plat, "first": n}
 
-        async def compute() -> tuple[list[met.LeaderboardRow], list[str]]:
+        async def compute() -> list[met.LeaderboardRow]:
             async with ctx.services.pool.connection() as conn:
-                rows = await met.leaderboard(conn, tenant, metric=name, window=win,
+                return await met.leaderboard(conn, tenant, metric=name, window=win,
                                              platform=plat, first=n)
-            return rows, [tenant_dep(tenant)]
 
+        deps = ctx.depends_on(tenant_dep(tenant))
         rows = await ctx.services.cache.get_or_compute(
-            cache_key(tenant, "leaderboard", params), compute, _leader_encode, _leader_decode)
+            cache_key(tenant, "leaderboard", params), deps, compute, _leader_encode,
+            _leader_decode)
         return [LeaderboardEntry.from_row(r) for r in rows]
 
     @strawberry.field(description=(
@@ -236,13 +246,14 @@ class Query:
         key = met.RateKey(str(influencer_id), platform.value if platform else met.ALL_PLATFORMS,
                           _window(window, info), formula.value)
 
-        async def compute() -> tuple[met.Rate | None, list[str]]:
+        async def compute() -> met.Rate | None:
             async with ctx.services.pool.connection() as conn:
                 found = await met.engagement_rates(conn, tenant, [key])
-            return found.get(key), [influencer_dep(key.influencer_id)]
+            return found.get(key)
 
+        deps = ctx.depends_on(influencer_dep(key.influencer_id))
         rate = await ctx.services.cache.get_or_compute(
-            cache_key(tenant, "rate", asdict(key)), compute, _rate_encode, _rate_decode)
+            cache_key(tenant, "rate", asdict(key)), deps, compute, _rate_encode, _rate_decode)
         return EngagementRate.from_rate(rate) if rate else None
 
     @strawberry.field(description="Your tenant's platform accounts with their polling state.")

@@ -175,6 +175,7 @@ async def add_influencer(request: Request, principal: Principal, services: Servi
             return management.add_influencer(conn, principal.tenant_id, name, tags, metadata)
 
     added = await asyncio.to_thread(write)
+    await services.cache.registry_changed(principal.tenant_id)
     return JSONResponse({"id": added.id, "name": added.name, "tags": list(added.tags),
                          "metadata": dict(added.metadata),
                          "createdAt": added.created_at.isoformat()}, status_code=201)

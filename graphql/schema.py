@@ -7,6 +7,8 @@ operation gets fresh instances:
   validation, before execution;
 - :class:`~creatorpulse.graphql.limits.CostLimiter`: cost estimate, ``first`` caps, per-client
   token bucket, before any resolver runs;
+- :class:`~creatorpulse.graphql.response_cache.ResponseCache`: whole answers of queries over
+  aggregates and the registry from Redis, evicted with the aggregate cache;
 - ``MaskErrors`` for unexpected errors, and :class:`ErrorCodes` that gives expected ones a
   ``code`` (and ``field`` for bad input);
 - in production, ``DisableIntrospection`` and no field suggestions.
@@ -42,7 +44,8 @@ from strawberry.types import ExecutionContext
 from creatorpulse.graphql.errors import InputError, RateLimited, error_code
 from creatorpulse.graphql.limits import CostLimiter
 from creatorpulse.graphql.mutations import Mutation
-from creatorpulse.graphql.queries import Query
+from creatorpulse.graphql.queries import RESPONSE_CACHED, Query
+from creatorpulse.graphql.response_cache import Plans, ResponseCache
 from creatorpulse.graphql.shared import SharedEventExecutor
 from creatorpulse.graphql.types import SCALARS
 from creatorpulse.settings import Settings
@@ -120,12 +123,15 @@ def extensions(settings: Settings, *, production: bool) -> list[Callable[[], Sch
                            should_ignore=_skip_introspection).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.api_max_aliases).validation_rules,
     ]
+    plans = Plans(RESPONSE_CACHED, maxsize=_CACHE_SIZE)
     found: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=settings.api_max_tokens),
         lambda: ParserCache(maxsize=_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=_CACHE_SIZE),
         lambda: CostLimiter(max_cost=settings.api_max_cost, max_first=settings.api_max_first),
+        # After the limiter, which may refuse the operation before the cache is asked.
+        lambda: ResponseCache(plans),
         lambda: MaskErrors(should_mask_error=_unexpected),
         ErrorCodes,
     ]
