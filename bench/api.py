@@ -771,9 +771,10 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         admin.delete_topics([topic])
         unseed(dsn, s.tenant_id, s.influencers)
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     result = {
         **headline(cached, uncached, fan, args.rate, fan_stream),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "measured_at": measured_at,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "system": platform.platform(),
                     "load_average_before": load_before,
@@ -784,12 +785,46 @@ async def run(args: argparse.Namespace) -> int:
         "fanout": fan,
         "fanout_metrics_stream": fan_stream,
     }
+    result = merge_previous(result, args.out, queries=not args.skip_queries,
+                            fanout=not args.skip_fanout, measured_at=measured_at)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     say(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     for key, value in headline(cached, uncached, fan, args.rate, fan_stream).items():
         print(f"  {key:28s} {value}")
     return 0
+
+
+QUERY_KEYS = ("cached_", "plain_", "uncached_", "graphql_to_plain")
+FANOUT_KEYS = ("fanout", "stream_fanout")
+
+
+def merge_previous(result: dict[str, Any], path: Path, *, queries: bool, fanout: bool,
+                   measured_at: str) -> dict[str, Any]:
+    """``result`` with the parts this run skipped taken from the results file at ``path``, so
+    a partial run (``--skip-queries`` or ``--skip-fanout``) never wipes the other part's
+    figures; ``parts_measured_at`` says when each part was measured."""
+    try:
+        previous = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        previous = {}
+    when = dict(previous.get("parts_measured_at") or {})
+    merged = dict(result)
+    for part, measured, prefixes, sections in (
+            ("queries", queries, QUERY_KEYS, ("queries",)),
+            ("fanout", fanout, FANOUT_KEYS, ("fanout", "fanout_metrics_stream"))):
+        if measured:
+            when[part] = measured_at
+            continue
+        for key, value in previous.items():
+            if key.startswith(prefixes):
+                merged[key] = value
+        for section in sections:
+            if section in previous:
+                merged[section] = previous[section]
+        when.setdefault(part, previous.get("measured_at"))
+    merged["parts_measured_at"] = when
+    return merged
 
 
 def markdown(result: dict[str, Any]) -> str:
