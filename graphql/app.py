@@ -43,6 +43,7 @@ from creatorpulse.graphql.context import Context, LiveHub, Producer, Services, c
 from creatorpulse.graphql.limits import TokenBucket
 from creatorpulse.graphql.observability import ApiMetrics
 from creatorpulse.graphql.registry_listener import RegistryListener
+from creatorpulse.graphql.response_cache import encode_response
 from creatorpulse.graphql.schema import build_schema
 from creatorpulse.graphql.shared import SharedTransportWSHandler
 from creatorpulse.settings import Settings
@@ -82,6 +83,14 @@ class GraphQLView(GraphQL):
                 return
             scope.setdefault("state", {})["principal"] = principal
         await super().__call__(scope, receive, send)
+
+    def encode_json(self, data: object) -> str | bytes:
+        """JSON of a response; a cached answer's ``data`` goes in as the text it was stored as."""
+        if isinstance(data, dict):
+            spliced = encode_response(data)
+            if spliced is not None:
+                return spliced
+        return super().encode_json(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services

@@ -38,6 +38,7 @@ from graphql import (
     get_named_type,
 )
 from graphql.language import DocumentNode
+from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 
 from creatorpulse.graphql.cache import cache_key
@@ -125,6 +126,27 @@ class Plans:
         return known
 
 
+class CachedData:
+    """A cached ``data`` member as the JSON text it was stored as (see ``encode_response``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def encode_response(response: dict[str, Any]) -> str | None:
+    """The HTTP response body of a cached answer, its ``data`` spliced in as stored (the rest
+    encoded as Strawberry does); None when ``response`` holds no cached answer."""
+    data = response.get("data")
+    if not isinstance(data, CachedData):
+        return None
+    rest = {k: v for k, v in response.items() if k != "data"}
+    if not rest:
+        return '{"data":' + data.text + "}"
+    return '{"data":' + data.text + "," + json.dumps(rest, separators=(",", ":"))[1:]
+
+
 def response_key(tenant_id: str, role: str, query: str, operation_name: str | None,
                  variables: dict[str, Any] | None) -> str:
     return cache_key(tenant_id, "response", [role, query, operation_name, variables or {}])
@@ -156,7 +178,11 @@ class ResponseCache(SchemaExtension):
                            ctx.variables)
         raw, since = await cache.lookup(key)
         if raw is not None:
-            ctx.result = ExecutionResult(data=json.loads(raw))
+            # Over HTTP the view splices the stored text into its response as it is; anything
+            # else (a WebSocket, schema.execute) gets it parsed.
+            data = (CachedData(raw.decode()) if isinstance(getattr(context, "request", None),
+                                                           Request) else json.loads(raw))
+            ctx.result = ExecutionResult(data=data)  # type: ignore[arg-type]
             yield
             return
         context.response_deps = set()

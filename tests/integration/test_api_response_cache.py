@@ -134,3 +134,21 @@ def test_an_answer_computed_before_an_invalidation_is_not_stored(
     _, later = client.portal.call(cache.lookup, key)
     assert client.portal.call(cache.store, key, '"fresh"', [world.a1], later) is True
     assert client.portal.call(cache.lookup, key)[0] == b'"fresh"'
+
+
+def test_a_query_over_a_websocket_gets_the_cached_answer_too(client: TestClient,
+                                                             world: World) -> None:
+    w = world
+    query = '{ leaderboard(metric: "likes") { rank influencerId gain } }'
+    over_http = gql(client, query, w.headers(w.tenant_a))["data"]
+    key = response_key(w.tenant_a, "viewer", query, None, {})
+    assert redis_keys(client, key) == [key.encode()]
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        token = w.token(w.tenant_a, Role.VIEWER)
+        ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": query}})
+        answer = ws.receive_json()
+        assert answer["type"] == "next" and answer["id"] == "1"
+        assert answer["payload"]["data"] == over_http
+        assert ws.receive_json() == {"id": "1", "type": "complete"}

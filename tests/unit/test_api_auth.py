@@ -180,3 +180,32 @@ def test_a_short_key_is_a_settings_error_that_does_not_echo_it() -> None:
         make_settings(JWT_SECRET="short-secret")
     assert "short-secret" not in str(caught.value)
     assert "JWT_SECRET" in str(caught.value)
+
+
+def test_a_verified_token_is_remembered_until_it_expires(settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    token = jwt.encode(claims(settings), KEY, algorithm="HS256")
+    first = verify(token, settings)
+    decoded: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("full check") or {})
+    assert verify(token, settings) is first
+    assert decoded == []  # the second use did not check the signature again
+    # ... but its lifetime is still checked at every use, with the same leeway as PyJWT's.
+    later = datetime.now(UTC) + timedelta(minutes=5, seconds=31)
+    with pytest.raises(AuthError) as caught:
+        verify(token, settings, now=later)
+    assert caught.value.reason == "expired"
+
+
+def test_a_remembered_token_is_checked_anew_against_another_key(settings: Settings) -> None:
+    token = jwt.encode(claims(settings), KEY, algorithm="HS256")
+    assert verify(token, settings).subject == "alice"
+    assert reason(token, make_settings(JWT_SECRET="o" * 40)) == "bad_signature"
+    assert reason(token, make_settings(JWT_SECRET=KEY, JWT_AUDIENCE="other")) == "wrong_audience"
+
+
+def test_a_token_that_failed_is_never_remembered(settings: Settings) -> None:
+    future = datetime.now(UTC) + timedelta(minutes=2)
+    early = jwt.encode(claims(settings, nbf=future, iat=future), KEY, algorithm="HS256")
+    assert reason(early, settings) == "not_yet_valid"
+    assert reason(early, settings) == "not_yet_valid"

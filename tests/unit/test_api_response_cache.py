@@ -111,3 +111,17 @@ def test_answers_are_keyed_by_tenant_role_text_operation_and_variables() -> None
 ])
 def test_registry_notifications_name_a_tenant(payload: str, tenant: str | None) -> None:
     assert changed_tenant(payload) == tenant
+
+
+def test_a_cached_answer_is_spliced_into_the_response_as_stored() -> None:
+    import json
+
+    from creatorpulse.graphql.response_cache import CachedData, encode_response
+
+    stored = '{"leaderboard":[{"rank":1,"gain":60}]}'
+    body = encode_response({"data": CachedData(stored), "extensions": {"cost": {"requested": 11}}})
+    assert body is not None
+    assert json.loads(body) == {"data": json.loads(stored),
+                                "extensions": {"cost": {"requested": 11}}}
+    assert encode_response({"data": CachedData(stored)}) == '{"data":' + stored + "}"
+    assert encode_response({"data": {"leaderboard": []}}) is None
