@@ -120,6 +120,13 @@ def seed(dsn: str, n_influencers: int, n_series: int) -> Seed:
                                 copy.write_row((i, p, m, start, (minute * 7 + n) % 50, 1,
                                                 "measured"))
         conn.commit()
+    # Settle the database before anything is timed: autovacuum's analysis of the fresh rows
+    # and a checkpoint's writes would otherwise land in the middle of a measurement.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) metric_buckets_1m, rolling_windows, influencers, "
+                     "platform_accounts")
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CHECKPOINT")
     return Seed(tenant, ids, now, series)
 
 
