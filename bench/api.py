@@ -240,6 +240,7 @@ def serve(fd: int, topic: str, profile: str | None = None) -> None:
     import uvicorn
 
     from creatorpulse.graphql.app import create_app
+    from creatorpulse.graphql.commands import UVICORN_OPTIONS
     from creatorpulse.graphql.live import create_hub
 
     logging.basicConfig(level=logging.WARNING)
@@ -249,9 +250,9 @@ def serve(fd: int, topic: str, profile: str | None = None) -> None:
     app = create_app(settings, live=create_hub(settings, topic=topic))
     # Before the app's own routes, so /graphql and the plain routes share one process.
     app.router.routes[:0] = plain_routes(settings)
-    # As `creatorpulse api serve` runs it: uvicorn's defaults, one worker.
-    config = uvicorn.Config(app, fd=fd, log_level="warning", lifespan="on", access_log=False,
-                            backlog=2048)
+    # As `creatorpulse api serve` runs it: its uvicorn options, one worker.
+    config = uvicorn.Config(app, fd=fd, log_level="warning", lifespan="on", backlog=2048,
+                            **UVICORN_OPTIONS)
     if profile:
         import cProfile
         import signal

@@ -77,6 +77,10 @@ class SlowSubscriber(ApiError):
     code = "SLOW_SUBSCRIBER"
 
 
+class TokenExpired(Exception):
+    """The subscriber's token expired: its socket is to be closed (4403)."""
+
+
 class TooManySubscriptions(ApiError):
     """The caller already holds as many live subscriptions as it may."""
 
@@ -181,6 +185,7 @@ class Subscriber(Generic[P]):
         self._latest_only = latest_only
         self._error: SlowSubscriber | None = None
         self._closed = False
+        self._expired = False
 
     @property
     def dropped(self) -> bool:
@@ -201,6 +206,19 @@ class Subscriber(Generic[P]):
             self._queue.put_nowait(payload)
         return True
 
+    def expire_at(self, when: float) -> asyncio.TimerHandle:
+        """End the iteration with :class:`TokenExpired` at loop time ``when`` (one timer for the
+        whole subscription, where a timeout around every read would cost each event)."""
+        return asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        if self._closed:
+            return
+        self._closed = self._expired = True
+        while not self._queue.empty():  # nothing more is delivered on an expired token
+            self._queue.get_nowait()
+        self._queue.put_nowait(_CLOSED)
+
     def close(self) -> None:
         """End the iteration after what is already queued (the hub is stopping)."""
         if self._closed:
@@ -218,6 +236,8 @@ class Subscriber(Generic[P]):
             raise self._error
         item = await self._queue.get()
         if item is _CLOSED:
+            if self._expired:
+                raise TokenExpired("the token has expired")
             raise StopAsyncIteration
         return cast("P", item)
 

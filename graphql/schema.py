@@ -36,10 +36,13 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, StreamExecutionResult
+from strawberry.utils.await_maybe import await_maybe
 
 from creatorpulse.graphql.errors import InputError, RateLimited, error_code
 from creatorpulse.graphql.limits import CostLimiter
@@ -94,9 +97,53 @@ class ErrorCodes(SchemaExtension):
             error.extensions = {**(error.extensions or {}), **extra}
 
 
+class ApiMaskErrors(MaskErrors):
+    """Strawberry's ``MaskErrors`` without its runtime-protocol ``isinstance`` per result, which
+    a subscription pays for every event of every subscriber."""
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
+
+class ApiExtensionsRunner(SchemaExtensionsRunner):
+    """Strawberry's runner, asking only the extensions that have something to say.
+
+    A subscription event asks every extension for its results and its stream-result hook, for
+    every subscriber; most have neither, and each asking costs. The extensions that override
+    ``get_results`` or ``on_stream_result`` are picked out once per operation."""
+
+    def __init__(self, execution_context: ExecutionContext,
+                 extensions: list[SchemaExtension] | None = None) -> None:
+        super().__init__(execution_context, extensions)
+        self._reporting = [e for e in self.extensions
+                           if type(e).get_results is not SchemaExtension.get_results]
+        self._streaming = [e for e in self.extensions
+                           if type(e).on_stream_result is not SchemaExtension.on_stream_result]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> StreamResultContextManager:
+        return StreamResultContextManager(self._streaming, result)
+
+    def get_extensions_results_sync(self) -> dict[str, Any]:
+        return SchemaExtensionsRunner(self.execution_context,
+                                      self._reporting).get_extensions_results_sync()
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self._reporting:
+            data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data
+
+
 class ApiSchema(strawberry.Schema):
     """Logs only unexpected errors (refused tokens, bad input and limits are not incidents), with
     the path and the exception but not the operation's text, which may hold a token literal."""
+
+    def create_extensions_runner(self, execution_context: ExecutionContext,
+                                 extensions: list[SchemaExtension]) -> SchemaExtensionsRunner:
+        return ApiExtensionsRunner(execution_context, extensions)
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
@@ -132,7 +179,7 @@ def extensions(settings: Settings, *, production: bool) -> list[Callable[[], Sch
         lambda: CostLimiter(max_cost=settings.api_max_cost, max_first=settings.api_max_first),
         # After the limiter, which may refuse the operation before the cache is asked.
         lambda: ResponseCache(plans),
-        lambda: MaskErrors(should_mask_error=_unexpected),
+        lambda: ApiMaskErrors(should_mask_error=_unexpected),
         ErrorCodes,
     ]
     if production:

@@ -104,33 +104,60 @@ def _caller(context: Any) -> tuple[str, str] | None:
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, sharing the execution of subscription events per distinct key."""
 
-    _event: Any = None
-    _is_event = False
+    _variables: str | None = None
+    _variables_known = False
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)
-        executor._is_event = True
-        executor._event = payload
-        return executor
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        if not self._is_event:
-            return super().execute_operation(serially)
-        caller = _caller(self.context_value)
-        variables = _variables_key(self.variable_values)
-        if caller is None or variables is None:
+        key = self._share_key(payload)
+        if key is None:
             stats.executions += 1
-            return super().execute_operation(serially)
-        # Parsed documents are cached process-wide, so the schema is part of the key too.
-        schema, operation, event = self.schema, self.operation, self._event
-        key = (id(schema), id(operation), id(event), variables, *caller)
-        holds = (schema, operation, event)
+            return super().build_per_event_executor(payload)
+        holds = (self.schema, self.operation, payload)
         found = _results.get(key, holds)
         if found is not None:
+            # Another subscriber's execution of this event: no executor of our own to build.
             stats.shared += 1
-            return _shield(found) if isinstance(found, asyncio.Future) else found
+            return _Shared(_shield(found) if isinstance(found, asyncio.Future) else found)
         stats.executions += 1
-        result = super().execute_operation(serially)
+        return _Leading(super().build_per_event_executor(payload), key, holds)
+
+    def _share_key(self, event: Any) -> Hashable | None:
+        """(schema, operation, event, variables, tenant, role), or None: this caller does not
+        share (anonymous, or variables that cannot be keyed)."""
+        caller = _caller(self.context_value)
+        # A subscription's variables never change: their key is made once, not per event.
+        if not self._variables_known:
+            self._variables = _variables_key(self.variable_values)
+            self._variables_known = True
+        if caller is None or self._variables is None:
+            return None
+        # Parsed documents are cached process-wide, so the schema is part of the key too.
+        return (id(self.schema), id(self.operation), id(event), self._variables, *caller)
+
+
+class _Shared:
+    """Stands in for a per-event executor: the shared result is already there."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self._result
+
+
+class _Leading:
+    """A per-event executor whose result the other subscribers of its key will share."""
+
+    __slots__ = ("_executor", "_holds", "_key")
+
+    def __init__(self, executor: Any, key: Hashable, holds: tuple[Any, ...]) -> None:
+        self._executor, self._key, self._holds = executor, key, holds
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        key, holds = self._key, self._holds
+        result = self._executor.execute_operation(serially)
         if isawaitable(result):
             # Subscribers of the same key arriving while it runs wait for this one execution.
             future = asyncio.ensure_future(_awaited(result))

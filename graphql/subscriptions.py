@@ -21,9 +21,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -37,13 +37,14 @@ from creatorpulse.graphql.live import (
     LiveHub,
     MetricKey,
     SlowSubscriber,
+    Subscriber,
+    TokenExpired,
 )
 from creatorpulse.graphql.types import BigInt, LeaderboardEntry, Platform, Provenance
 from creatorpulse.observation import Platform as PlatformValue
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 MAX_FILTER_VALUES = 100
 """The most values one filter list of ``metricUpdates`` may hold."""
@@ -150,24 +151,28 @@ def _window(name: str, info: Info[Any, Any]) -> str:
     return name
 
 
-async def _until_expiry(info: Info[Any, Any], principal: Principal,
-                        stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """``stream`` until the caller's token expires; then close the socket with 4403."""
+@contextlib.contextmanager
+def _expiring(subscriber: Subscriber[Any], principal: Principal) -> Iterator[None]:
+    """End ``subscriber``'s iteration with :class:`TokenExpired` when the caller's token
+    expires: one timer for the subscription, nothing per event."""
     expires = principal.expires_at
-    while True:
-        remaining = None if expires is None else (expires - datetime.now(UTC)).total_seconds()
-        try:
-            async with asyncio.timeout(remaining):
-                item = await anext(stream)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            websocket = getattr(info.context, "request", None)
-            if websocket is not None and hasattr(websocket, "close"):
-                with contextlib.suppress(Exception):  # the socket may be gone already
-                    await websocket.close(code=4403, reason="Token expired")
-            return
-        yield item
+    if expires is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    handle = subscriber.expire_at(loop.time() + (expires - datetime.now(UTC)).total_seconds())
+    try:
+        yield
+    finally:
+        handle.cancel()
+
+
+async def _close_expired(info: Info[Any, Any]) -> None:
+    """Close the caller's socket with 4403: its token expired."""
+    websocket = getattr(info.context, "request", None)
+    if websocket is not None and hasattr(websocket, "close"):
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await websocket.close(code=4403, reason="Token expired")
 
 
 # --- the Subscription type --------------------------------------------------------------------
@@ -200,9 +205,12 @@ class Subscription:
         )
         async with hub.metric_updates(key, principal.subject) as updates:
             try:
-                async for batch in _until_expiry(info, principal, updates):
-                    for aggregate in batch:
-                        yield MetricUpdate.of(aggregate)
+                with _expiring(updates, principal):
+                    async for batch in updates:
+                        for aggregate in batch:
+                            yield MetricUpdate.of(aggregate)
+            except TokenExpired:
+                await _close_expired(info)
             except SlowSubscriber:
                 log.info("metricUpdates: a subscriber of tenant %s fell behind and was dropped",
                          principal.tenant_id)
@@ -228,5 +236,9 @@ class Subscription:
                              _window(window, info),
                              platform.value if platform is not None else ALL_PLATFORMS, first)
         async with hub.leaderboard_updates(key, principal.subject) as boards:
-            async for rows in _until_expiry(info, principal, boards):
-                yield _leaderboard_update(key, rows)
+            try:
+                with _expiring(boards, principal):
+                    async for rows in boards:
+                        yield _leaderboard_update(key, rows)
+            except TokenExpired:
+                await _close_expired(info)
