@@ -6,7 +6,8 @@ The live hub hands every subscriber of one distinct subscription the same event 
 
 - :class:`SharedEventExecutor`, the schema's graphql-core executor: the selection set of a
   subscription event is executed once per distinct (operation document, variables, tenant,
-  role, event) and the same result is handed to every subscriber of that key. The document is
+  role, event) and the same result is handed to every subscriber of that key (who then builds
+  no per-event executor at all). The document is
   the parser cache's object for the query text, so equal texts share it; a subscriber whose
   document, variables, tenant or role differ never sees another's result. Anonymous callers
   never share. So a resolver under a subscription's payload may depend on the event, the
