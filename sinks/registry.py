@@ -593,22 +593,85 @@ def record_poll(
     observations: int = 0,
 ) -> None:
     """Record one poll of an account: a success (``error`` None) or a failure and why."""
+    record_polls(conn, [PollRecord(account_id, worker_id, at, next_poll_at, error,
+                                   observations)])
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """One poll of an account, as :func:`record_polls` stores it."""
+
+    account_id: str
+    worker_id: str
+    at: datetime
+    next_poll_at: datetime | None
+    error: str | None = None
+    observations: int = 0
+
+
+@dataclass
+class _Merged:
+    """An account's polls of one batch, folded into one row's worth of change."""
+
+    last: PollRecord
+    success_at: datetime | None = None
+    error: str | None = None
+    error_at: datetime | None = None
+    failures: int = 0  # failures since the batch's last success (or in all of it)
+    observations: int = 0
+
+    def add(self, r: PollRecord) -> None:
+        self.last = r if r.at >= self.last.at else self.last
+        self.observations += r.observations
+        if r.error is None:
+            self.success_at, self.failures = r.at, 0
+        else:
+            self.error, self.error_at, self.failures = r.error, r.at, self.failures + 1
+
+
+def merge_polls(records: Sequence[PollRecord]) -> dict[str, _Merged]:
+    """Fold the records per account, in the order given (each account's in time order)."""
+    merged: dict[str, _Merged] = {}
+    for r in records:
+        m = merged.get(r.account_id)
+        if m is None:
+            m = merged[r.account_id] = _Merged(r)
+        m.add(r)
+    return merged
+
+
+def record_polls(conn: psycopg.Connection, records: Sequence[PollRecord]) -> None:
+    """Record many polls in one statement (a worker writes a second's polls at once).
+
+    Per account the newest poll sets the worker and the next poll; a success in the batch
+    resets the failure count to the failures after it, else the batch's failures add up; the
+    latest success and error are kept; observations add up. Accounts no longer registered are
+    skipped."""
+    merged = merge_polls(records)
+    if not merged:
+        return
+    rows = list(merged.items())
     conn.execute(
         "INSERT INTO poll_state AS p (account_id, worker_id, last_poll_at, last_success_at, "
         "next_poll_at, last_error, last_error_at, consecutive_failures, observations) "
-        "SELECT %(a)s, %(w)s, %(at)s, CASE WHEN %(err)s::text IS NULL THEN %(at)s END, %(next)s, "
-        "%(err)s, CASE WHEN %(err)s::text IS NOT NULL THEN %(at)s END, "
-        "CASE WHEN %(err)s::text IS NULL THEN 0 ELSE 1 END, %(n)s "
-        "WHERE EXISTS (SELECT 1 FROM platform_accounts WHERE id = %(a)s) "
+        "SELECT r.a, r.w, r.at, r.ok_at, r.next, r.err, r.err_at, r.fails, r.n "
+        "FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::timestamptz[], %s::text[], %s::timestamptz[], %s::int[], %s::bigint[]) "
+        "AS r(a, w, at, ok_at, next, err, err_at, fails, n) "
+        "WHERE EXISTS (SELECT 1 FROM platform_accounts WHERE id = r.a) "
         "ON CONFLICT (account_id) DO UPDATE SET worker_id = excluded.worker_id, "
         "last_poll_at = excluded.last_poll_at, "
         "last_success_at = coalesce(excluded.last_success_at, p.last_success_at), "
         "next_poll_at = excluded.next_poll_at, "
-        "last_error = CASE WHEN %(err)s::text IS NULL THEN p.last_error ELSE %(err)s END, "
+        "last_error = coalesce(excluded.last_error, p.last_error), "
         "last_error_at = coalesce(excluded.last_error_at, p.last_error_at), "
-        "consecutive_failures = CASE WHEN %(err)s::text IS NULL THEN 0 "
-        "                       ELSE p.consecutive_failures + 1 END, "
-        "observations = p.observations + %(n)s, updated_at = now()",
-        {"a": account_id, "w": worker_id, "at": at, "next": next_poll_at, "err": error,
-         "n": observations},
+        "consecutive_failures = CASE WHEN excluded.last_success_at IS NOT NULL "
+        "    THEN excluded.consecutive_failures "
+        "    ELSE p.consecutive_failures + excluded.consecutive_failures END, "
+        "observations = p.observations + excluded.observations, updated_at = now()",
+        [[a for a, _ in rows], [m.last.worker_id for _, m in rows],
+         [m.last.at for _, m in rows], [m.success_at for _, m in rows],
+         [m.last.next_poll_at for _, m in rows], [m.error for _, m in rows],
+         [m.error_at for _, m in rows], [m.failures for _, m in rows],
+         [m.observations for _, m in rows]],
     )

@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 COUNT_EVERY = 1.0  # seconds between counts of the live workers
 QUICK_SYNCS = 5  # registry syncs a second apart while under the share, after a change
 QUEUE_PER_THREAD = 16  # polls queued or running per poll thread, at most
+RECORD_EVERY = 1.0  # seconds between writes of the polls' state (one statement each)
+RECORDS_KEPT = 100_000  # poll records kept for a retry while the database is away
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -181,6 +183,9 @@ class Worker:
         self._stop = stop_event or threading.Event()
         self._dirty = True
         self.polls = 0
+        # Polls not yet written to poll_state: written every RECORD_EVERY seconds, in one go.
+        self._records: list[registry.PollRecord] = []
+        self._records_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -210,7 +215,7 @@ class Worker:
             hint_thread = threading.Thread(target=self._consume_hints, name="hints", daemon=True)
             hint_thread.start()
         listener: psycopg.Connection | None = None
-        next_renew = next_count = next_sync = 0.0
+        next_renew = next_count = next_sync = next_record = 0.0
         live, quick = 1, QUICK_SYNCS
         try:
             while not self._stop.is_set():
@@ -231,6 +236,9 @@ class Worker:
                     if now >= next_renew:
                         self._renew()
                         next_renew = now + renew_every
+                    if now >= next_record:
+                        self._record_polls()
+                        next_record = now + RECORD_EVERY
                     if self._dirty or now >= next_sync:
                         self._dirty = False
                         short = self._sync(live) and quick > 0
@@ -266,6 +274,7 @@ class Worker:
                  sum(1 for h in self._held.values() if h.running and not h.running.done()))
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
+        self._record_polls()
         self.leases.release(list(self._held))
         self.leases.leave()
         self._held.clear()
@@ -472,14 +481,24 @@ class Worker:
         self.polls += 1
         if error:
             log.warning("poll of %s account %s: %s", account.platform, account.id, error)
+        record = registry.PollRecord(account.id, self.worker_id, now, cadence.next_wake(),
+                                     error, len(poll.observations))
+        with self._records_lock:
+            self._records.append(record)
+
+    def _record_polls(self) -> None:
+        """Write the polls since the last call to ``poll_state``, in one statement."""
+        with self._records_lock:
+            records, self._records = self._records, []
+        if not records:
+            return
         try:
             with self._connect() as conn:
-                registry.record_poll(conn, account.id, self.worker_id, now,
-                                     next_poll_at=cadence.next_wake(), error=error,
-                                     observations=len(poll.observations))
+                registry.record_polls(conn, records)
         except psycopg.Error as exc:
-            log.warning("could not record the poll of account %s: %s", account.id,
-                        type(exc).__name__)
+            log.warning("could not record %d polls: %s", len(records), type(exc).__name__)
+            with self._records_lock:  # try again next time, within bounds
+                self._records[:0] = records[-RECORDS_KEPT:]
 
     def _delay(self, held: Held, content: list[Content], whole: bool, now: datetime,
                after: timedelta | None) -> None:

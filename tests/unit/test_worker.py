@@ -25,9 +25,9 @@ ROW = PlatformAccount(id="acc-1", tenant_id="t", influencer_id="inf", platform=P
 
 class FakeConn:
     def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[Any] = []
 
-    def execute(self, sql: str, params: dict[str, Any]) -> None:
+    def execute(self, sql: str, params: Any) -> None:
         self.calls.append(params)
 
 
@@ -97,15 +97,22 @@ def test_a_successful_poll_publishes_schedules_and_records() -> None:
     assert [t for t, _, _ in producer.records] == ["obs"]
     assert held.cadence.account_next_at == NOW + timedelta(minutes=5)
     assert held.cadence.tracked["v1"].next_at == NOW + timedelta(minutes=1)
-    assert conn.calls[-1]["err"] is None and conn.calls[-1]["n"] == 1
-    assert conn.calls[-1]["next"] == NOW + timedelta(minutes=1)
+    recorded = worker._records[-1]
+    assert recorded.error is None and recorded.observations == 1
+    assert recorded.next_poll_at == NOW + timedelta(minutes=1)
+    assert conn.calls == []  # written with the others' at the next record interval
+    worker._poll(held, True, set())
+    worker._record_polls()
+    assert len(conn.calls) == 1 and worker._records == []
+    accounts, *_, failures, observations = conn.calls[0]
+    assert (accounts, failures, observations) == (["acc-1"], [0], [2])
 
 
 def test_a_platform_wait_moves_the_next_poll_and_is_recorded() -> None:
     worker, held, conn, _ = make(Retry("quota spent", after=timedelta(hours=3)))
     worker._poll(held, True, set())
     assert held.cadence.account_next_at == NOW + timedelta(hours=3)
-    assert conn.calls[-1]["err"] == "retry: quota spent"
+    assert worker._records[-1].error == "retry: quota spent"
 
 
 def test_an_unmappable_answer_is_a_dead_letter_and_a_bug_does_not_stop_the_worker() -> None:
@@ -113,11 +120,11 @@ def test_an_unmappable_answer_is_a_dead_letter_and_a_bug_does_not_stop_the_worke
     worker._poll(held, True, set())
     letter = DeadLetter.from_json(producer.records[0][2])
     assert (letter.payload, letter.account_id) == (b"<xml/>", "acc-1")
-    assert conn.calls[-1]["err"] == "unmappable answer: bad shape"
+    assert worker._records[-1].error == "unmappable answer: bad shape"
     assert held.cadence.account_next_at == NOW + timedelta(seconds=2)  # backoff, jitter 1.0
     worker2, held2, conn2, _ = make(ValueError("connector bug"))
     worker2._poll(held2, True, set())
-    assert conn2.calls[-1]["err"] == "unexpected ValueError"
+    assert worker2._records[-1].error == "unexpected ValueError"
     assert held2.failures == 1
 
 
