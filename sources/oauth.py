@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json as json_module
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +43,7 @@ from creatorpulse.sinks.registry import (
     store_credentials,
 )
 from creatorpulse.sources.base import Account, ApiError, Retry
+from creatorpulse.sources.wire import WireError, WirePool, WireTimeout
 from creatorpulse.tokens import TokenVault
 
 log = logging.getLogger(__name__)
@@ -122,13 +124,14 @@ class Answer:
 
 
 class DirectSession(OAuth2Session):
-    """An ``OAuth2Session`` whose API reads go straight to a shared urllib3 pool.
+    """An ``OAuth2Session`` whose API reads go straight to a shared :class:`WirePool`.
 
     requests' per-request machinery (merging settings, cookies, hooks, redirects, preparing
-    twice) was about half of a poll's CPU; the platform reads need none of it: no cookies, no
-    redirects (one is an answer for the connector to judge), the token in the header or in the
-    query as the platform wants. oauthlib's refusal to send a token over plain HTTP to anything
-    but an allowed loopback is kept. Anything else (the token refresh) is requests' as before.
+    twice), and then urllib3's and http.client's, were most of a poll's CPU; the platform reads
+    need none of it: no cookies, no redirects (one is an answer for the connector to judge),
+    the token in the header or in the query as the platform wants. oauthlib's refusal to send a
+    token over plain HTTP to anything but an allowed loopback is kept. Anything else (the token
+    refresh) is requests' as before.
     """
 
     def __init__(self, client_id: str, client: Any, pool: Any, placement: str) -> None:
@@ -148,11 +151,10 @@ class DirectSession(OAuth2Session):
 
     def _direct(self, method: str, url: str, params: Mapping[str, str] | None, body: Any,
                 timeout: float | None) -> Answer:
-        import urllib3
         from oauthlib.oauth2 import InsecureTransportError
         from oauthlib.oauth2.rfc6749.utils import is_secure_transport
 
-        headers = {"Accept": "application/json", "User-Agent": "creatorpulse-sources"}
+        headers = [("Accept", "application/json"), ("User-Agent", "creatorpulse-sources")]
         query = dict(params or {})
         token = (self.token or {}).get("access_token")
         if token:
@@ -161,64 +163,60 @@ class DirectSession(OAuth2Session):
             if self._placement == "query":
                 query["access_token"] = token
             else:
-                headers["Authorization"] = f"Bearer {token}"
+                headers.append(("Authorization", f"Bearer {token}"))
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
         payload = None
         if body is not None:
             payload = json_module.dumps(body, allow_nan=False).encode()
-            headers["Content-Type"] = "application/json"
+            headers.append(("Content-Type", "application/json"))
         parts = urlsplit(url)
         target = f"{parts.path or '/'}?{parts.query}" if parts.query else (parts.path or "/")
         try:
-            # The host's pool, then the target alone: urllib3 re-encodes a whole URL character
-            # by character on each of its layers.
-            pool = self._pool.connection_from_host(parts.hostname, parts.port, parts.scheme)
-            r = pool.urlopen(method, target, body=payload, headers=headers,
-                             timeout=urllib3.Timeout(total=timeout), retries=False,
-                             redirect=False, preload_content=True)
-        except urllib3.exceptions.NewConnectionError as exc:  # a TimeoutError in urllib3
-            raise requests.ConnectionError(type(exc).__name__) from None
-        except urllib3.exceptions.TimeoutError:
+            reply = self._pool.request(method, parts.scheme, parts.hostname or "", parts.port,
+                                       target, headers, payload, timeout)
+        except WireTimeout:
             raise requests.Timeout from None  # no URL in it: Meta's carries the token
-        except urllib3.exceptions.HTTPError as exc:
-            raise requests.ConnectionError(type(exc).__name__) from None
-        return Answer(r.status, r.headers, r.data)
+        except WireError as exc:
+            raise requests.ConnectionError(str(exc)) from None
+        return Answer(reply.status, reply.headers, reply.body)
 
 
-def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFactory:
-    """An ``OAuth2Session`` per account with the platform's client id and token placement.
+class Sessions:
+    """An ``OAuth2Session`` per account with the platform's client id and token placement
+    (a :data:`SessionFactory`); :meth:`close` closes the kept-alive connections.
 
     The sessions of one platform share one connection pool (thread-safe), so a worker keeps a
     few keep-alive connections per platform rather than one per account. The environment's
     proxies and CA bundle for the platform's URL are resolved once per platform: with
     ``trust_env`` on, requests walks the whole environment on every request. Without a proxy
-    the sessions are :class:`DirectSession` (reads through urllib3 directly).
+    the sessions are :class:`DirectSession` (reads through :mod:`~creatorpulse.sources.wire`).
     """
-    import urllib3
-    from oauthlib.oauth2 import WebApplicationClient
-    from requests.adapters import HTTPAdapter
 
-    shared: dict[str, tuple[HTTPAdapter, dict[str, str], Any, Any]] = {}
-    lock = threading.Lock()
+    def __init__(self, settings: Settings, pool_size: int = 32) -> None:
+        self._settings = settings
+        self._pool_size = pool_size
+        self._shared: dict[str, tuple[Any, dict[str, str], Any, WirePool | None]] = {}
+        self._lock = threading.Lock()
 
-    def make(platform: str) -> OAuth2Session:
+    def __call__(self, platform: str) -> OAuth2Session:
+        from oauthlib.oauth2 import WebApplicationClient
+        from requests.adapters import HTTPAdapter
+
+        settings = self._settings
         client_id, _ = settings.platform_client(platform)
         placement = TOKEN_ENDPOINTS[platform].token_placement
         client = WebApplicationClient(client_id, token_placement=placement)
-        with lock:
-            if platform not in shared:
+        with self._lock:
+            if platform not in self._shared:
                 env = requests.Session().merge_environment_settings(
                     settings.platform_api_url(platform), {}, None, None, None)
                 verify = env["verify"]
-                tls = ({"cert_reqs": "CERT_NONE"} if verify is False else
-                       {"cert_reqs": "CERT_REQUIRED",
-                        "ca_certs": verify if isinstance(verify, str) else _ca_bundle()})
-                pool = None if env["proxies"] else urllib3.PoolManager(
-                    num_pools=4, maxsize=pool_size, **tls)
-                shared[platform] = (HTTPAdapter(pool_connections=4, pool_maxsize=pool_size),
-                                    env["proxies"], verify, pool)
-            adapter, proxies, verify, pool = shared[platform]
+                pool = None if env["proxies"] else WirePool(tls=_tls_context(verify),
+                                                             maxsize=self._pool_size)
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size)
+                self._shared[platform] = (adapter, env["proxies"], verify, pool)
+            adapter, proxies, verify, pool = self._shared[platform]
         session = (DirectSession(client_id, client, pool, placement) if pool is not None
                    else OAuth2Session(client_id, client=client))
         session.proxies, session.verify = dict(proxies), verify
@@ -227,7 +225,29 @@ def make_session_factory(settings: Settings, pool_size: int = 32) -> SessionFact
         session.mount("https://", adapter)
         return session
 
-    return make
+    def close(self) -> None:
+        with self._lock:
+            shared, self._shared = list(self._shared.values()), {}
+        for adapter, _, _, pool in shared:
+            adapter.close()
+            if pool is not None:
+                pool.close()
+
+
+def make_session_factory(settings: Settings, pool_size: int = 32) -> Sessions:
+    """The sessions of a worker (see :class:`Sessions`)."""
+    return Sessions(settings, pool_size)
+
+
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    """Certificates checked against requests' CA bundle (or the one configured), unless the
+    environment turned verification off for the platform's URL, as requests would."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else _ca_bundle())
 
 
 def _ca_bundle() -> str:

@@ -102,7 +102,7 @@ def build_worker(
                     redis_client=client, publisher=publisher, limiter=limiter, tokens=tokens,
                     sessions=sessions, connectors=connectors, hints=hints, worker_id=worker_id,
                     threads=threads, prefix=prefix, tenant_id=tenant_id, stop_event=stop)
-    return worker, [pool, client]
+    return worker, [pool, client, sessions]
 
 
 def run_worker(settings: Settings, **options: Any) -> int:

@@ -1,4 +1,4 @@
-"""DirectSession: platform reads straight to a urllib3 pool, with the token where the platform
+"""DirectSession: platform reads straight to a connection pool, with the token where the platform
 wants it, and never over plain HTTP to a host oauthlib would refuse."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-import urllib3
 from oauthlib.oauth2 import InsecureTransportError, WebApplicationClient
 
 from creatorpulse.sources.oauth import DirectSession
+from creatorpulse.sources.wire import Reply, WireError, WireTimeout
 
 
 @dataclass
@@ -25,23 +25,19 @@ class Sent:
 
 @dataclass
 class FakePool:
-    """Stands for urllib3's PoolManager and the host's connection pool alike."""
+    """Stands for the WirePool: records what would be sent, answers a fixed reply."""
 
     raise_: Exception | None = None
     hosts: list[tuple[str, int | None, str]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
 
-    def connection_from_host(self, host: str, port: int | None, scheme: str) -> FakePool:
-        self.hosts.append((host, port, scheme))
-        return self
-
-    def urlopen(self, method: str, target: str, *, body: Any, headers: dict[str, str],
-                **_: Any) -> Any:
+    def request(self, method: str, scheme: str, host: str, port: int | None, target: str,
+                headers: list[tuple[str, str]], body: Any = None, timeout: Any = None) -> Reply:
         if self.raise_ is not None:
             raise self.raise_
-        self.sent.append(Sent(method, target, body, headers))
-        return urllib3.HTTPResponse(body=b'{"ok":1}', status=200,
-                                    headers={"X-App-Usage": "{}"}, preload_content=True)
+        self.hosts.append((host, port, scheme))
+        self.sent.append(Sent(method, target, body, dict(headers)))
+        return Reply(200, {"x-app-usage": "{}"}, b'{"ok":1}', True)
 
 
 def session(placement: str, pool: FakePool) -> DirectSession:
@@ -91,9 +87,8 @@ def test_a_token_never_goes_over_plain_http_unless_allowed(
 
 
 @pytest.mark.parametrize(("error", "expected"), [
-    (urllib3.exceptions.ReadTimeoutError(None, "/x?access_token=tok-1", "read timed out"),
-     requests.Timeout),
-    (urllib3.exceptions.NewConnectionError(None, "refused"), requests.ConnectionError),
+    (WireTimeout("no answer in time"), requests.Timeout),
+    (WireError("cannot connect (ConnectionRefusedError)"), requests.ConnectionError),
 ])
 def test_network_errors_are_requests_errors_without_the_url(
     error: Exception, expected: type[Exception]
