@@ -169,6 +169,53 @@ return 0
 """
 
 
+def pack_command(*parts: bytes) -> bytes:
+    """A Redis command in RESP, the wire format."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out += (b"$%d\r\n" % len(part), part, b"\r\n")
+    return b"".join(out)
+
+
+def _arg(value: object) -> bytes:
+    return value if isinstance(value, bytes) else (
+        repr(value) if isinstance(value, float) else str(value)).encode()
+
+
+class PackedScript:
+    """A Lua script called with ``EVALSHA``, its command packed here rather than by redis-py.
+
+    Every request of a poll takes its tokens through one such call; redis-py's generic
+    argument encoding was most of its cost. The script is loaded when Redis does not know it
+    (``NOSCRIPT``), a broken connection is replaced once, and errors are redis-py's own."""
+
+    def __init__(self, client: redis.Redis[bytes], script: str) -> None:
+        self._client = client
+        self._script = script
+        self._sha = client.register_script(script).sha.encode()
+
+    def __call__(self, keys: list[str], args: list[object]) -> object:
+        command = pack_command(b"EVALSHA", self._sha, b"%d" % len(keys),
+                               *(k.encode() for k in keys), *(_arg(a) for a in args))
+        pool = self._client.connection_pool
+        for attempt in (0, 1, 2):
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([command])
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._client.script_load(self._script)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+                if attempt == 2:
+                    raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("not reached")
+
+
 class RedisLimiter:
     """The shared limiter: buckets, blocks and quota counters under ``prefix`` in Redis."""
 
@@ -188,8 +235,11 @@ class RedisLimiter:
         self._clock = clock
         self._sleep = sleep
         self._max_wait = max_wait
-        self._take = client.register_script(_TAKE)
+        self._take = PackedScript(client, _TAKE)
         self._block = client.register_script(_BLOCK)
+        # Per platform: (credential bucket, app bucket, quota budget), from the settings.
+        self._limits: dict[str, tuple[Bucket, Bucket, int]] = {}
+        self._day: tuple[datetime, str, int] | None = None  # YouTube's quota day: reset, name
 
     def _keys(self, platform: str, credential: str, day: str) -> list[str]:
         p = f"{self._prefix}:{platform}"
@@ -197,20 +247,33 @@ class RedisLimiter:
         return [f"{p}:cred:{credential}", f"{p}:app", f"{p}:cred:{credential}:block",
                 f"{p}:app:block", quota]
 
+    def _limits_of(self, platform: str) -> tuple[Bucket, Bucket, int]:
+        limits = self._limits.get(platform)
+        if limits is None:
+            limits = self._limits[platform] = (
+                Bucket.of(self._settings.rate_limit(platform, "account")),
+                Bucket.of(self._settings.rate_limit(platform, "app")),
+                self._settings.youtube_daily_quota if platform == "youtube" else 0)
+        return limits
+
+    def _quota_day(self, now: datetime) -> tuple[str, int]:
+        """The current quota day's name and the ms of its reset (worked out once a day)."""
+        if self._day is None or now >= self._day[0]:
+            reset = next_pacific_midnight(now)
+            self._day = (reset, reset.astimezone(PACIFIC).date().isoformat(),
+                         int(reset.timestamp() * 1000))
+        return self._day[1], self._day[2]
+
     def try_acquire(self, platform: str, credential: str, cost: int = 1) -> timedelta:
         """Take the tokens now and return zero, or take nothing and return how long to wait."""
         now = self._clock()
-        cred = Bucket.of(self._settings.rate_limit(platform, "account"))
-        app = Bucket.of(self._settings.rate_limit(platform, "app"))
-        budget = self._settings.youtube_daily_quota if platform == "youtube" else 0
-        reset = next_pacific_midnight(now)
-        day = reset.astimezone(PACIFIC).date().isoformat()
+        cred, app, budget = self._limits_of(platform)
+        day, reset_ms = self._quota_day(now)
         now_ms = int(now.timestamp() * 1000)
-        reset_ms = int(reset.timestamp() * 1000)
         wait = int(self._take(
-            keys=self._keys(platform, credential, day),
-            args=[now_ms, cost, cred.capacity, cred.rate, app.capacity, app.rate, budget,
-                  reset_ms - now_ms + 3_600_000],
+            self._keys(platform, credential, day),
+            [now_ms, cost, cred.capacity, cred.rate, app.capacity, app.rate, budget,
+             reset_ms - now_ms + 3_600_000],
         ))
         if wait < 0:
             return timedelta(milliseconds=reset_ms - now_ms)

@@ -13,7 +13,7 @@ import redis
 
 from creatorpulse.settings import Settings
 from creatorpulse.sources.base import Retry
-from creatorpulse.sources.ratelimit import RedisLimiter
+from creatorpulse.sources.ratelimit import PackedScript, RedisLimiter
 from creatorpulse.stack import Stack
 
 LIMITS = {
@@ -115,3 +115,15 @@ def test_youtube_daily_quota_is_a_shared_budget_until_pacific_midnight(
         a.acquire("youtube", "acct-3", cost=1)
     assert err.value.after is not None and timedelta(0) < err.value.after <= timedelta(hours=25)
     assert b.try_acquire("x", "acct-1") == timedelta(0)  # other platforms have no quota
+
+
+def test_the_packed_script_loads_itself_and_survives_a_dropped_connection(
+        client: redis.Redis, prefix: str) -> None:
+    script = PackedScript(client, "return {KEYS[1], ARGV[1], ARGV[2]}")
+    client.script_flush()  # Redis forgets every script: the call answers NOSCRIPT first
+    assert script([f"{prefix}:k"], [7, 0.25]) == [f"{prefix}:k".encode(), b"7", b"0.25"]
+    # Every idle connection is dropped by the server: the call reconnects and goes through.
+    client.client_kill_filter(_type="normal", skipme=True)
+    for conn in list(client.connection_pool._available_connections):
+        conn.disconnect()  # and the ones it would reuse are stale on our side too
+    assert script([f"{prefix}:k"], ["x", b"y"]) == [f"{prefix}:k".encode(), b"x", b"y"]

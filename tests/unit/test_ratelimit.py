@@ -112,3 +112,11 @@ def test_memory_limiter_never_exceeds_the_app_rate_and_honours_blocks() -> None:
     before = clock.now
     limiter.acquire("tiktok", "acct-0")
     assert clock.now - before >= timedelta(seconds=30)
+
+
+def test_commands_are_packed_in_resp() -> None:
+    from creatorpulse.sources.ratelimit import pack_command
+
+    assert pack_command(b"EVALSHA", b"ab", b"1", b"k") == (
+        b"*4\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$1\r\nk\r\n")
+    assert pack_command(b"GET", b"") == b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"
