@@ -17,6 +17,7 @@ import enum
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -213,7 +214,8 @@ class Readings:
     equal to :meth:`Observation.create`'s, event ids included.
     """
 
-    __slots__ = ("_platform", "_time", "account_id", "influencer_id", "observed_at", "platform")
+    __slots__ = ("_content", "_platform", "_time", "account_id", "influencer_id", "observed_at",
+                 "platform")
 
     def __init__(self, platform: Platform, account_id: str, influencer_id: str,
                  observed_at: datetime) -> None:
@@ -225,6 +227,7 @@ class Readings:
         self.observed_at = utc_millis(observed_at)
         self._platform = self.platform.value
         self._time = format_timestamp(self.observed_at)
+        self._content: str | None = None  # the content id checked last
 
     def make(
         self,
@@ -237,8 +240,9 @@ class Readings:
         if (content_kind is ContentKind.ACCOUNT) != (content_id is None):
             msg = "content_id must be null exactly when content_kind is 'account'"
             raise ObservationError(msg)
-        if content_id is not None:
+        if content_id is not None and content_id is not self._content:
             _check_id("content_id", content_id)
+            self._content = content_id  # a content's metrics come one after the other
         if metric not in _GOOD_METRICS:
             if not _METRIC.match(metric):
                 msg = f"metric: expected lower_snake_case of at most 64 characters, got {metric!r}"
@@ -271,6 +275,30 @@ _new = object.__new__
 _set = object.__setattr__
 _GOOD_METRICS: set[str] = set()  # metric names already matched against _METRIC
 _quote = json.encoder.encode_basestring_ascii  # json.dumps' own string escaping
+
+
+def encode_records(observations: Iterable[Observation]) -> Iterator[tuple[bytes, bytes]]:
+    """``(o.key, o.to_json())`` of each observation, byte for byte, made faster for a poll's.
+
+    The records of one poll share platform, account, influencer and time: the JSON before the
+    content id, the time and the key are built once for each run of records sharing them."""
+    shared: tuple[Any, ...] = ()
+    key = head = when = b""
+    for o in observations:
+        ident = (o.platform, o.account_id, o.influencer_id, o.observed_at)
+        if ident != shared:
+            shared = ident
+            key = o.key
+            head = (f'{{"platform":{_quote(o.platform)},"account_id":{_quote(o.account_id)},'
+                    f'"influencer_id":{_quote(o.influencer_id)},"content_id":').encode()
+            when = f',"observed_at":"{format_timestamp(o.observed_at)}","provenance":'.encode()
+        content = "null" if o.content_id is None else _quote(o.content_id)
+        yield key, b"".join((
+            head,
+            (f'{content},"content_kind":{_quote(o.content_kind)},"metric":{_quote(o.metric)},'
+             f'"value":{int.__repr__(o.value)}').encode(),
+            when,
+            f'{_quote(o.provenance)},"event_id":{_quote(o.event_id)}}}'.encode()))
 
 
 def event_id(

@@ -54,14 +54,21 @@ def counter(item: Mapping[str, Any], name: str, *, strings: bool = False) -> int
 
     ``strings`` also accepts a decimal string, the JSON form of Google's uint64 counts.
     """
-    value: Any = item
-    keys = name.split(".")
-    for depth, key in enumerate(keys):
-        if depth:
-            value = obj(value, ".".join(keys[:depth]))
-        value = value.get(key)
+    if "." in name:
+        value: Any = item
+        keys = name.split(".")
+        for depth, key in enumerate(keys):
+            if depth:
+                value = obj(value, ".".join(keys[:depth]))
+            value = value.get(key)
+            if value is None:
+                return None
+    else:
+        value = item.get(name)
         if value is None:
             return None
+    if value.__class__ is int and value >= 0:
+        return value  # the common case first; a subclass of int (bool) is refused below
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if strings and isinstance(value, str) and value.isascii() and value.isdigit():

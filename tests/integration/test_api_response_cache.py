@@ -72,7 +72,7 @@ def test_answers_are_kept_per_tenant(client: TestClient, world: World) -> None:
 
 def test_a_mutation_evicts_its_tenants_registry_answers_before_it_returns(
         client: TestClient, world: World) -> None:
-    w, editor = world, world.headers(world.tenant_a, Role.EDITOR)
+    editor = world.headers(world.tenant_a, Role.EDITOR)
     assert gql(client, PEOPLE, editor)["data"]["influencers"]["totalCount"] == 2
     added = gql(client, 'mutation { addInfluencer(input: {name: "Dora"}) { __typename } }',
                 editor)
@@ -112,7 +112,7 @@ def test_errors_and_nested_resolvers_are_never_stored(client: TestClient, world:
 
 
 def test_a_hit_still_spends_the_callers_budget(client: TestClient, world: World) -> None:
-    w, h = world, world.headers(world.tenant_a)
+    h = world.headers(world.tenant_a)
     query = '{ leaderboard(metric: "likes") { rank gain } }'
     first = gql(client, query, h)["extensions"]["cost"]
     second = gql(client, query, h)["extensions"]["cost"]

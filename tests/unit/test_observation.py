@@ -184,3 +184,20 @@ def test_the_fast_path_checks_what_a_poll_shares_once(
 ) -> None:
     with pytest.raises(ObservationError):
         Readings(Platform.X, account_id, influencer_id, at)  # type: ignore[arg-type]
+
+
+def test_records_are_encoded_as_their_key_and_json_one_by_one_would_be() -> None:
+    from creatorpulse.observation import ContentKind, Provenance, Readings, encode_records
+
+    t1 = datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=UTC)
+    a = Readings(Platform.INSTAGRAM, "acc-1", "inf-1", t1)
+    b = Readings(Platform.X, "acc-\u00e9", "inf-\"2", t1 + timedelta(seconds=1))
+    records = [
+        a.make(None, ContentKind.ACCOUNT, "followers", 10),
+        a.make("post-1", ContentKind.POST, "likes", 3),
+        a.make("post-1", ContentKind.POST, "views", 0, Provenance.ESTIMATED),
+        b.make("t\\1", ContentKind.POST, "likes", 2**40),
+        a.make("post-2", ContentKind.REEL, "saves", 1, Provenance.ROUNDED),
+    ]
+    assert list(encode_records(records)) == [(o.key, o.to_json()) for o in records]
+    assert [Observation.from_json(v) for _, v in encode_records(records)] == records

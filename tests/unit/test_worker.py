@@ -109,20 +109,20 @@ def test_a_successful_poll_publishes_schedules_and_records() -> None:
 
 
 def test_a_platform_wait_moves_the_next_poll_and_is_recorded() -> None:
-    worker, held, conn, _ = make(Retry("quota spent", after=timedelta(hours=3)))
+    worker, held, _, _ = make(Retry("quota spent", after=timedelta(hours=3)))
     worker._poll(held, True, set())
     assert held.cadence.account_next_at == NOW + timedelta(hours=3)
     assert worker._records[-1].error == "retry: quota spent"
 
 
 def test_an_unmappable_answer_is_a_dead_letter_and_a_bug_does_not_stop_the_worker() -> None:
-    worker, held, conn, producer = make(MappingError("bad shape", b"<xml/>"))
+    worker, held, _, producer = make(MappingError("bad shape", b"<xml/>"))
     worker._poll(held, True, set())
     letter = DeadLetter.from_json(producer.records[0][2])
     assert (letter.payload, letter.account_id) == (b"<xml/>", "acc-1")
     assert worker._records[-1].error == "unmappable answer: bad shape"
     assert held.cadence.account_next_at == NOW + timedelta(seconds=2)  # backoff, jitter 1.0
-    worker2, held2, conn2, _ = make(ValueError("connector bug"))
+    worker2, held2, _, _ = make(ValueError("connector bug"))
     worker2._poll(held2, True, set())
     assert worker2._records[-1].error == "unexpected ValueError"
     assert held2.failures == 1
