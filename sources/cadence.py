@@ -137,11 +137,14 @@ class Cadence:
                 self.tracked[item.id] = Tracked(item, now)
             else:
                 self.tracked[item.id].content = item
+        by_content: dict[str | None, list[Observation]] = {}
+        for o in poll.observations:  # grouped once: a poll reads many contents
+            by_content.setdefault(o.content_id, []).append(o)
         for cid in polled:
             tracked = self.tracked.get(cid)
             if tracked is None:
                 continue
-            current = fingerprint(poll.observations, cid)
+            current = fingerprint(by_content.get(cid, ()), cid)
             if tracked.last is not None and current == tracked.last:
                 tracked.unchanged += 1
             else:

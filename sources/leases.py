@@ -11,6 +11,7 @@ the worker's own id (Lua), so a worker that paused past its lease never steals o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -39,6 +40,7 @@ return 0
 """
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def preference(worker_id: str, account_id: str) -> str:
     """Rendezvous order: each worker tries accounts in its own order, so claims rarely collide."""
     return hashlib.sha256(f"{worker_id}\x1f{account_id}".encode()).hexdigest()

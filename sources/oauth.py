@@ -16,6 +16,7 @@ keeps them at WARNING whatever the project's log level.
 
 from __future__ import annotations
 
+import functools
 import json as json_module
 import logging
 import ssl
@@ -123,6 +124,20 @@ class Answer:
     content: bytes
 
 
+@functools.lru_cache(maxsize=4096)
+def _encode_query(items: tuple[tuple[str, str], ...]) -> str:
+    return urlencode(items)
+
+
+def _encoded_query(query: Mapping[str, str]) -> str:
+    """``urlencode(query)``, remembered: a connector asks the same fields of every account, and
+    quoting them again costs more than the request's own framing. Tokens are never in it."""
+    try:
+        return _encode_query(tuple(query.items()))
+    except TypeError:  # a value that cannot be hashed: encoded as it is
+        return urlencode(query)
+
+
 class DirectSession(OAuth2Session):
     """An ``OAuth2Session`` whose API reads go straight to a shared :class:`WirePool`.
 
@@ -160,12 +175,13 @@ class DirectSession(OAuth2Session):
         if token:
             if not is_secure_transport(url):
                 raise InsecureTransportError
-            if self._placement == "query":
-                query["access_token"] = token
-            else:
+            if self._placement != "query":
                 headers.append(("Authorization", f"Bearer {token}"))
-        if query:
-            url = f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
+        encoded = _encoded_query(query) if query else ""
+        if token and self._placement == "query":  # never part of what is remembered
+            encoded += f"{'&' if encoded else ''}{urlencode({'access_token': token})}"
+        if encoded:
+            url = f"{url}{'&' if '?' in url else '?'}{encoded}"
         payload = None
         if body is not None:
             payload = json_module.dumps(body, allow_nan=False).encode()

@@ -121,9 +121,15 @@ def encode_request(method: str, target: str, host: str,
 
 
 class _Connection:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.reader = sock.makefile("rb")
+        self.timeout = timeout
+
+    def set_timeout(self, timeout: float | None) -> None:
+        if timeout != self.timeout:  # a system call each time otherwise
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
 
     def close(self) -> None:
         self.reader.close()
@@ -177,7 +183,7 @@ class WirePool:
             idle = self._idle.get(key)
             conn = idle.pop() if idle else None
         if conn is not None:
-            conn.sock.settimeout(timeout)
+            conn.set_timeout(timeout)
             return conn, True
         scheme, host, port = key
         try:
@@ -195,7 +201,7 @@ class WirePool:
                 sock.close()
                 msg = f"TLS failed ({type(exc).__name__})"
                 raise WireError(msg) from None
-        return _Connection(sock), False
+        return _Connection(sock, timeout), False
 
     def _give(self, key: tuple[str, str, int], conn: _Connection) -> None:
         with self._lock:

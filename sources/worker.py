@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 COUNT_EVERY = 1.0  # seconds between counts of the live workers
 QUICK_SYNCS = 5  # registry syncs a second apart while under the share, after a change
 QUEUE_PER_THREAD = 16  # polls queued or running per poll thread, at most
+ROWS_MAX_AGE = 60.0  # seconds a read of the registry serves syncs when nothing was announced
 RECORD_EVERY = 1.0  # seconds between writes of the polls' state (one statement each)
 RECORDS_KEPT = 100_000  # poll records kept for a retry while the database is away
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -182,6 +183,9 @@ class Worker:
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
         self._stop = stop_event or threading.Event()
         self._dirty = True
+        self._registry_dirty = True  # the registry changed since its rows were read
+        self._rows: list[PlatformAccount] | None = None
+        self._rows_at = 0.0
         self.polls = 0
         # Polls not yet written to poll_state: written every RECORD_EVERY seconds, in one go.
         self._records: list[registry.PollRecord] = []
@@ -224,7 +228,7 @@ class Worker:
                         listener = psycopg.connect(self._listen_dsn, autocommit=True,
                                                    connect_timeout=10)
                         listener.execute(f"LISTEN {registry.CHANNEL}")
-                        self._dirty = True  # changes may have been missed while away
+                        self._dirty = self._registry_dirty = True  # changes may be missed
                     now = time.monotonic()
                     if now >= next_count:
                         counted = self.leases.heartbeat()
@@ -251,7 +255,7 @@ class Worker:
                     # With polls left waiting, come back as soon as threads may be free.
                     wait = 0.05 if backlog else 0.2
                     for _ in listener.notifies(timeout=wait, stop_after=1):
-                        self._dirty = True
+                        self._dirty = self._registry_dirty = True
                 except psycopg.Error as exc:
                     # The registry is unreachable: keep polling what is held, try again soon.
                     log.warning("registry unavailable (%s); retrying", type(exc).__name__)
@@ -292,9 +296,7 @@ class Worker:
     def _sync(self, live: int) -> bool:
         """Claim up to the fair share, release the surplus; True while under the share with
         accounts still held by others (they release them at their next count of workers)."""
-        with self._connect() as conn:
-            rows = registry.list_accounts(conn, self._tenant_id, status=registry.ACTIVE)
-        active = {r.id: r for r in rows if r.platform not in self._no_connector}
+        active = {r.id: r for r in self._active_rows() if r.platform not in self._no_connector}
         claim, release = plan(self.worker_id, list(active), list(self._held), live)
         for account_id in release:
             self._drop(account_id)
@@ -316,6 +318,19 @@ class Worker:
             except (psycopg.Error, VaultError) as exc:  # each first poll reads its own then
                 log.warning("could not preload tokens (%s)", type(exc).__name__)
         return len(self._held) < share and bool(claim)
+
+    def _active_rows(self) -> list[PlatformAccount]:
+        """The registry's active accounts: read again when it announced a change (or the
+        listener reconnected), else at most ROWS_MAX_AGE old. A sync in between (leases to
+        claim, a worker come or gone) plans over the same rows."""
+        now = time.monotonic()
+        if self._registry_dirty or self._rows is None or now - self._rows_at >= ROWS_MAX_AGE:
+            self._registry_dirty = False
+            with self._connect() as conn:
+                self._rows = registry.list_accounts(conn, self._tenant_id,
+                                                    status=registry.ACTIVE)
+            self._rows_at = now
+        return self._rows
 
     def _adopt(self, row: PlatformAccount) -> None:
         account = to_account(row)
