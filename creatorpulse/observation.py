@@ -229,6 +229,57 @@ class Readings:
         self._time = format_timestamp(self.observed_at)
         self._content: str | None = None  # the content id checked last
 
+    def make_many(
+        self,
+        content_id: str | None,
+        content_kind: ContentKind,
+        values: Iterable[tuple[str, int | None]],
+        provenance: Provenance,
+        out: list[Observation],
+    ) -> None:
+        """Append to ``out`` one record per ``(metric, value)`` of one content (None values are
+        not reported, so no record): what the records share is checked and joined once."""
+        if (content_kind is ContentKind.ACCOUNT) != (content_id is None):
+            msg = "content_id must be null exactly when content_kind is 'account'"
+            raise ObservationError(msg)
+        if content_id is not None and content_id is not self._content:
+            _check_id("content_id", content_id)
+            self._content = content_id
+        if content_kind.__class__ is not ContentKind:
+            content_kind = ContentKind(content_kind)
+        if provenance.__class__ is not Provenance:
+            provenance = Provenance(provenance)
+        head = f"{self._platform}\x1f{self.account_id}\x1f{content_id or ''}\x1f"
+        tail = f"\x1f{self._time}"
+        platform, account, influencer, at = (self.platform, self.account_id,
+                                             self.influencer_id, self.observed_at)
+        for metric, value in values:
+            if value is None:
+                continue
+            if metric not in _GOOD_METRICS:
+                if not _METRIC.match(metric):
+                    msg = ("metric: expected lower_snake_case of at most 64 characters, "
+                           f"got {metric!r}")
+                    raise ObservationError(msg)
+                _GOOD_METRICS.add(metric)
+            if value.__class__ is not int and (isinstance(value, bool)
+                                               or not isinstance(value, int)):
+                msg = f"value: expected an integer count, got {value!r}"
+                raise ObservationError(msg)
+            record = _new(Observation)
+            _set(record, "platform", platform)
+            _set(record, "account_id", account)
+            _set(record, "influencer_id", influencer)
+            _set(record, "content_id", content_id)
+            _set(record, "content_kind", content_kind)
+            _set(record, "metric", metric)
+            _set(record, "value", value)
+            _set(record, "observed_at", at)
+            _set(record, "provenance", provenance)
+            _set(record, "event_id",
+                 hashlib.sha256((head + metric + tail).encode()).hexdigest()[:32])
+            out.append(record)
+
     def make(
         self,
         content_id: str | None,

@@ -168,9 +168,10 @@ class Observer:
         provenance: Provenance = Provenance.MEASURED,
     ) -> None:
         """One observation per ``field -> metric`` of ``metrics`` that ``item`` reports."""
-        for name, metric in metrics.items():
-            self.add(poll, metric, counter(item, name, strings=strings),
-                     content_id=content_id, kind=kind, provenance=provenance)
+        self.readings.make_many(
+            None if kind is ContentKind.ACCOUNT else content_id, kind,
+            [(metric, counter(item, name, strings=strings)) for name, metric in metrics.items()],
+            provenance, poll.observations)
 
     def add(
         self,

@@ -201,3 +201,27 @@ def test_records_are_encoded_as_their_key_and_json_one_by_one_would_be() -> None
     ]
     assert list(encode_records(records)) == [(o.key, o.to_json()) for o in records]
     assert [Observation.from_json(v) for _, v in encode_records(records)] == records
+
+
+def test_many_records_of_one_content_equal_the_ones_made_one_by_one() -> None:
+    from creatorpulse.observation import ContentKind, Provenance, Readings
+
+    at = datetime(2026, 12, 7, 12, 0, 0, 987654, tzinfo=UTC)
+    readings = Readings(Platform.TIKTOK, "acc-1", "inf-1", at)
+    out: list[Observation] = []
+    readings.make_many("v1", ContentKind.VIDEO, [("likes", 5), ("shares", None), ("views", 0)],
+                       Provenance.ROUNDED, out)
+    readings.make_many(None, ContentKind.ACCOUNT, [("followers", 9)], Provenance.MEASURED, out)
+    assert out == [
+        Observation.create(platform=Platform.TIKTOK, account_id="acc-1", influencer_id="inf-1",
+                           content_id=c, content_kind=k, metric=m, value=v, observed_at=at,
+                           provenance=p)
+        for c, k, m, v, p in (("v1", ContentKind.VIDEO, "likes", 5, Provenance.ROUNDED),
+                              ("v1", ContentKind.VIDEO, "views", 0, Provenance.ROUNDED),
+                              (None, ContentKind.ACCOUNT, "followers", 9, Provenance.MEASURED))]
+    with pytest.raises(ObservationError, match="metric"):
+        readings.make_many("v1", ContentKind.VIDEO, [("Bad Name", 1)], Provenance.MEASURED, out)
+    with pytest.raises(ObservationError, match="value"):
+        readings.make_many("v1", ContentKind.VIDEO, [("likes", True)], Provenance.MEASURED, out)
+    with pytest.raises(ObservationError, match="content_id"):
+        readings.make_many(None, ContentKind.VIDEO, [("likes", 1)], Provenance.MEASURED, out)
