@@ -241,7 +241,57 @@ def cmd_jobs_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-APP_NAMES = ("simulators", "webhooks", "sources", "api")
+def cmd_jobs_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Carry out the recorded backfill requests (once, or whenever one is announced)."""
+    import contextlib
+    from datetime import datetime
+
+    import psycopg
+
+    from creatorpulse.backfills import run_pending
+    from creatorpulse.flink_jobs import JobError, follow, submit
+    from creatorpulse.sinks.registry import CHANNEL
+
+    dsn = settings.database_dsn.reveal()
+
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+
+    def reconcile(start: datetime, end: datetime) -> str:
+        job_id = submit(settings, "reconcile", ["--since", start.isoformat(),
+                                                "--until", end.isoformat(), *args.job_args])
+        rest = _rest(settings)
+        try:
+            follow(rest, job_id, say, timeout=args.timeout)
+        except JobError:
+            with contextlib.suppress(JobError):  # gone already, or finished meanwhile
+                if rest.job(job_id)["state"] not in ("FAILED", "CANCELED", "FINISHED"):
+                    rest.cancel(job_id)  # out of time: it must not go on unattended
+            raise
+        return job_id
+
+    taken = run_pending(connect, reconcile, say)
+    if not args.watch:
+        say(f"{taken} backfill request{'' if taken == 1 else 's'} carried out")
+        return 0
+    say("watching for backfill requests (NOTIFY creatorpulse_registry; every minute anyway)")
+    while True:
+        try:
+            with connect() as listener:
+                listener.execute(f"LISTEN {CHANNEL}")
+                run_pending(connect, reconcile, say)  # any made while nobody listened
+                while True:
+                    # A registry announcement (a backfill request is one) or a quiet minute:
+                    # look for waiting requests; none is one cheap statement.
+                    for _ in listener.notifies(timeout=60, stop_after=1):
+                        pass
+                    run_pending(connect, reconcile, say)
+        except psycopg.Error as exc:
+            say(f"database unavailable ({type(exc).__name__}); retrying in 5 s")
+            time.sleep(5)
+
+
+APP_NAMES = ("simulators", "webhooks", "sources", "api", "backfills")
 COMMAND_MODULES = (
     "creatorpulse.sources.simulator.cli",  # simulate, enrol
     "creatorpulse.sources.webhooks.cli",  # webhooks serve
@@ -328,6 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", required=True, metavar="TO", help="ISO 8601 time with zone")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     p.set_defaults(handler=cmd_jobs_reconcile)
+    p = job_commands.add_parser(
+        "backfill",
+        help="carry out the recorded backfill requests (requestBackfill) with the reconcile job",
+        description="Claim every backfill request still waiting, reconcile each merged range "
+        "from the raw observation log, and mark the requests done or failed (with the reason).",
+    )
+    p.add_argument("--watch", action="store_true",
+                   help="keep running: carry out requests as they are announced")
+    p.add_argument("--timeout", type=float, default=3600,
+                   help="seconds one reconcile may take (default 3600)")
+    p.set_defaults(handler=cmd_jobs_backfill)
     p = job_commands.add_parser("list", help="jobs on the cluster, newest first")
     p.set_defaults(handler=cmd_jobs_list)
     p = job_commands.add_parser("cancel", help="cancel a running job")

@@ -70,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings.from_env(os.environ)
     t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
     configure(t_env, settings, f"{JOB_NAME} {args.start.isoformat()}..{args.end.isoformat()}")
+    # A batch job that keeps failing (a table that is not there) fails for good after a few
+    # tries, rather than restarting forever as the streaming job rightly does.
+    config = t_env.get_config()
+    config.set("restart-strategy.type", "fixed-delay")
+    config.set("restart-strategy.fixed-delay.attempts", "2")
+    config.set("restart-strategy.fixed-delay.delay", "2 s")
     history = max(w.size for w in settings.windows) + settings.state_ttl
     columns = ", ".join(
         f"`{c}` {'TIMESTAMP(3)' if c == 'observed_at' else t.replace(' NOT NULL', '')}"

@@ -449,6 +449,22 @@ def list_accounts(
     return [_account(r) for r in rows]
 
 
+def pollable_accounts(conn: psycopg.Connection,
+                      tenant_id: str | None = None) -> list[PlatformAccount]:
+    """What the pollers poll: the active accounts (of one tenant, or of all), less those on a
+    platform their tenant has disabled (``tenant_platforms``; a change is announced, so the
+    pollers stop or start within seconds)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_ACCOUNT} FROM platform_accounts a WHERE status = %s "  # noqa: S608
+            "AND (%s::text IS NULL OR tenant_id = %s) AND NOT EXISTS ("
+            "  SELECT 1 FROM tenant_platforms t WHERE t.tenant_id = a.tenant_id "
+            "  AND t.platform = a.platform AND NOT t.enabled) "
+            "ORDER BY tenant_id, influencer_id, platform, external_id",
+            (ACTIVE, tenant_id, tenant_id)).fetchall()
+    return [_account(r) for r in rows]
+
+
 # --- credentials ----------------------------------------------------------------------------
 
 

@@ -320,15 +320,15 @@ class Worker:
         return len(self._held) < share and bool(claim)
 
     def _active_rows(self) -> list[PlatformAccount]:
-        """The registry's active accounts: read again when it announced a change (or the
+        """The registry's pollable accounts (active, on a platform their tenant has not
+        disabled): read again when the registry announced a change (or the
         listener reconnected), else at most ROWS_MAX_AGE old. A sync in between (leases to
         claim, a worker come or gone) plans over the same rows."""
         now = time.monotonic()
         if self._registry_dirty or self._rows is None or now - self._rows_at >= ROWS_MAX_AGE:
             self._registry_dirty = False
             with self._connect() as conn:
-                self._rows = registry.list_accounts(conn, self._tenant_id,
-                                                    status=registry.ACTIVE)
+                self._rows = registry.pollable_accounts(conn, self._tenant_id)
             self._rows_at = now
         return self._rows
 

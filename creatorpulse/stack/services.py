@@ -1,6 +1,7 @@
 """CreatorPulse's own long-running programs, run in the background for the demo.
 
-The platform simulators, the webhook receiver, the sources and the GraphQL API are ordinary
+The platform simulators, the webhook receiver, the sources, the backfill runner and the GraphQL
+API are ordinary
 ``creatorpulse`` commands; a :class:`Service` runs one of them detached, with a pid file and a log
 under the state folder like the infrastructure parts, and waits until it answers (an HTTP
 ``GET`` of its health URL) or, for a program that serves nothing, until it has stayed up for a
@@ -42,6 +43,7 @@ def app_services(settings: Settings) -> list[ServiceSpec]:
         ServiceSpec("webhooks", ("webhooks", "serve"), f"{settings.webhooks_url}/healthz",
                     "CREATORPULSE_WEBHOOKS_URL"),
         ServiceSpec("sources", ("sources", "run"), None),
+        ServiceSpec("backfills", ("jobs", "backfill", "--watch"), None),
         ServiceSpec("api", ("api", "serve"), f"{settings.api_url}/healthz",
                     "CREATORPULSE_API_URL"),
     ]

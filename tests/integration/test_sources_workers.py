@@ -169,6 +169,24 @@ def test_a_registry_change_starts_and_stops_polling_within_five_seconds(env: Env
     wait_for(lambda: env.holder(other) is None, 5, "the removed influencer's account released")
 
 
+def test_a_platform_disabled_for_the_tenant_stops_its_polling_within_five_seconds(
+        env: Env) -> None:
+    from creatorpulse.graphql import management
+
+    env.start("w1")
+    wait_for(lambda: env.redis.zscore(f"{env.prefix}:workers", "w1"), 30, "the worker to start")
+    account = env.link("ext-1")
+    wait_for(lambda: env.polls("ext-1") >= 1, 5, "the account to be polled")
+    management.set_platform(env.conn, env.tenant, Platform.TIKTOK, False, "test")
+    disabled_at = time.monotonic()
+    wait_for(lambda: env.holder(account) is None, 5, "the account to be released")
+    assert time.monotonic() - disabled_at < 5
+    before = env.polls("ext-1")
+    management.set_platform(env.conn, env.tenant, Platform.TIKTOK, True, "test")
+    wait_for(lambda: env.polls("ext-1") > before, 5, "the account to be polled again")
+    assert env.holder(account) == "w1"
+
+
 def test_a_killed_worker_s_accounts_move_to_the_other_within_the_lease(env: Env) -> None:
     accounts = {env.link(f"ext-{n}"): f"ext-{n}" for n in range(4)}
     env.start("w1")

@@ -21,7 +21,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_the_apps_start_simulators_first_and_the_api_last(settings: Settings) -> None:
     names = [s.name for s in app_services(settings)]
-    assert names == ["simulators", "webhooks", "sources", "api"]
+    assert names == ["simulators", "webhooks", "sources", "backfills", "api"]
     api = app_services(settings)[-1]
     assert api.args == ("api", "serve")
     assert api.health_url == f"{settings.api_url}/healthz"
