@@ -528,3 +528,28 @@ def test_rest_calls_spend_the_same_budget(world: World, stack: object) -> None:
         refused = c.get(f"/influencers/{world.a1}/metrics", headers=h)
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["retry-after"]) <= 5
+
+
+def test_readings_still_in_flight_never_rewrite_an_erased_influencers_rows(
+        client: TestClient, world: World, db: psycopg.Connection) -> None:
+    w, admin = world, world.headers(world.tenant_a, Role.ADMIN)
+    body = gql(client, "mutation($id: ID!) { removeInfluencer(id: $id, erase: true) {"
+               " __typename } }", admin, id=w.a1)
+    assert body["data"]["removeInfluencer"]["__typename"] == "Erased"
+    # What the engagement job would still upsert for a1 (and, alongside, for b1).
+    late = NOW + timedelta(minutes=1)
+    for influencer in (w.a1, w.b1):
+        db.execute("INSERT INTO metric_buckets_1m (influencer_id, platform, metric, bucket_start,"
+                   " gain, observations, provenance) VALUES (%s, 'all', 'likes', %s, 5, 1,"
+                   " 'measured') ON CONFLICT (influencer_id, platform, metric, bucket_start)"
+                   " DO UPDATE SET gain = excluded.gain", (influencer, late))
+        db.execute("INSERT INTO observations (event_id, observed_at, platform, account_id,"
+                   " influencer_id, content_id, content_kind, metric, value, provenance)"
+                   " VALUES (%s, %s, 'instagram', 'acc', %s, 'p', 'post', 'likes', 1,"
+                   " 'measured')", (f"late-{influencer}", late, influencer))
+    for table in ("metric_buckets_1m", "observations"):
+        counts = dict(db.execute(f"SELECT influencer_id, count(*) FROM {table} "
+                                 "WHERE influencer_id IN (%s, %s) GROUP BY 1",
+                                 (w.a1, w.b1)).fetchall())
+        assert w.a1 not in counts, table  # refused: the erasure stands
+        assert counts[w.b1] >= 1, table  # everyone else's rows are written as ever
