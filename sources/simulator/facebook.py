@@ -43,6 +43,7 @@ class FacebookApp(MetaApp):
     webhook_object = "page"
     buc_type = "pages"
     buc_code = 80001
+    content_edges = ("posts", "published_posts", "feed")
     buc_message = ("(#80001) There have been too many calls to this Page account. Wait a bit "
                    "and try again. For more info, please refer to "
                    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.")

@@ -43,6 +43,7 @@ class InstagramApp(MetaApp):
     webhook_object = "instagram"
     buc_type = "instagram"
     buc_code = 80002
+    content_edges = ("media",)
     buc_message = ("(#80002) There have been too many calls to this Instagram account. Wait a "
                    "bit and try again. For more info, please refer to "
                    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.")

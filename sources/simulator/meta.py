@@ -10,6 +10,7 @@ import math
 import re
 import secrets
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -93,6 +94,7 @@ class MetaApp(PlatformApp):
     buc_type: ClassVar[str]
     buc_code: ClassVar[int]
     buc_message: ClassVar[str]
+    content_edges: ClassVar[tuple[str, ...]]  # the edges field expansion may inline
 
     def __init__(self, sim: Sim) -> None:
         super().__init__(sim)
@@ -226,8 +228,10 @@ class MetaApp(PlatformApp):
         fields = field_list(request.query_params.get("fields"))
         if len(parts) == 1:
             if account is not None:
-                return json_response(self.select(self.account_fields(account, call.now),
-                                                 fields, self.account_node))
+                available = self.account_fields(account, call.now)
+                for name in self.content_edges:
+                    available[name] = partial(self.expanded_edge, request, account, call.now)
+                return json_response(self.select(available, fields, self.account_node))
             assert post is not None
             return json_response(self.select(self.post_fields(post, call.now, fields), fields,
                                              self.post_node))
@@ -265,14 +269,54 @@ class MetaApp(PlatformApp):
 
     def page_of_posts(self, request: Request, account: Account, fields: list[str],
                       now: float) -> Response:
-        """A cursor page scanning ``limit`` posts: it may hold fewer (deleted ones are skipped),
-        even none, and still have ``next``; only the last page lacks ``next``."""
         q = request.query_params
-        limit = max(1, min(100, int(q.get("limit", 25) or 25)))
+
+        def link(drop: str, **params: Any) -> str:
+            return str(request.url.remove_query_params(drop).include_query_params(**params))
+
+        return json_response(self.posts_page(account, fields, now, q.get("limit"),
+                                             q.get("after"), q.get("before"), link))
+
+    def expanded_edge(self, request: Request, account: Account, now: float,
+                      item: str) -> dict[str, Any]:
+        """Field expansion of a content edge on the account node
+        (``fields=followers_count,media.limit(50){id,like_count}``): the edge's first page,
+        its ``paging`` links pointing at the edge itself, as the Graph API answers."""
+        match = re.match(r"(\w+)((?:\.\w+\([^)]*\))*)(?:\{(.*)\})?$", item)
+        if match is None:
+            raise Refusal(self.bad_parameter(f"cannot parse the field {item!r}"))
+        modifiers = dict(re.findall(r"\.(\w+)\(([^)]*)\)", match.group(2)))
+        unknown = set(modifiers) - {"limit"}
+        if unknown:
+            raise Refusal(self.bad_parameter(f"unknown modifier {sorted(unknown)[0]!r}"))
+        inner = field_list(match.group(3))
+        version = request.path_params["path"].split("/")[0]
+        path = f"/{version}/{account.id}/{match.group(1)}" if _VERSION.match(version) else (
+            f"/{account.id}/{match.group(1)}")
+        base = {"fields": ",".join(inner)} if inner else {}
+        token = request.query_params.get("access_token")
+        if token:
+            base["access_token"] = token  # Meta's paging links carry the caller's token
+
+        def link(drop: str, **params: Any) -> str:
+            query = urlencode({**base, **{k: str(v) for k, v in params.items()}})
+            return str(request.url.replace(path=path, query=query))
+
+        return self.posts_page(account, inner, now, modifiers.get("limit"), None, None, link)
+
+    def posts_page(self, account: Account, fields: list[str], now: float, limit_text: str | None,
+                   after: str | None, before: str | None, link: Any) -> dict[str, Any]:
+        """A cursor page scanning ``limit`` posts: it may hold fewer (deleted ones are skipped),
+        even none, and still have ``next``; only the last page lacks ``next``. ``link(drop,
+        **params)`` is the URL of another page: this one's without ``drop``, with ``params``."""
+        try:
+            limit = max(1, min(100, int(limit_text or 25)))
+        except ValueError:
+            raise Refusal(self.bad_parameter(f"limit must be an integer, got {limit_text!r}"))
         latest = self.world.latest(account, now)
-        start = latest if "after" not in q else min(latest, decode_cursor(q["after"]) - 1)
-        if "before" in q and "after" not in q:
-            start = min(latest, decode_cursor(q["before"]) + limit)
+        start = latest if after is None else min(latest, decode_cursor(after) - 1)
+        if before is not None and after is None:
+            start = min(latest, decode_cursor(before) + limit)
         low = max(-1, start - limit)
         data = []
         for k in range(start, low, -1):
@@ -281,16 +325,14 @@ class MetaApp(PlatformApp):
                 data.append(self.select(self.post_fields(post, now, fields), fields,
                                         self.post_node))
         if start < 0:
-            return json_response({"data": []})
+            return {"data": []}
         paging: dict[str, Any] = {"cursors": {"before": encode_cursor(start)}}
         if low >= 0:
             paging["cursors"]["after"] = encode_cursor(low + 1)
-            paging["next"] = str(request.url.remove_query_params("before").include_query_params(
-                after=encode_cursor(low + 1), limit=limit))
+            paging["next"] = link("before", after=encode_cursor(low + 1), limit=limit)
         if start < latest:
-            paging["previous"] = str(request.url.remove_query_params("after").include_query_params(
-                before=encode_cursor(start), limit=limit))
-        return json_response({"data": data, "paging": paging})
+            paging["previous"] = link("after", before=encode_cursor(start), limit=limit)
+        return {"data": data, "paging": paging}
 
     def insights(self, request: Request, ident: str, rows: list[dict[str, Any]],
                  paging: dict[str, Any] | None = None) -> Response:

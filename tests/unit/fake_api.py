@@ -87,6 +87,15 @@ class FakeApi:
                                  {k.lower(): v for k, v in (headers or {}).items()}, raw))
         return self
 
+    def on_expanded(self, url: str, name: str, edge: str, page: str | None = None, *,
+                    page_body: Any = None) -> FakeApi:
+        """Serve a Graph account answer (``payloads/<platform>/<name>.json``) with its content
+        ``edge`` expanded in it (``fields=...,media.limit(50){...}``): the edge's first page is
+        ``payloads/<platform>/<page>.json`` (or ``page_body``)."""
+        body = json.loads(payload(self.platform, name))
+        body[edge] = json.loads(payload(self.platform, page)) if page else page_body
+        return self.on(url, body=body)
+
     def get(self, url: str, params: Mapping[str, str] | None = None, *, cost: int = 1) -> Any:
         return self._serve(Call("GET", url, dict(params or {}), None, cost))
 

@@ -12,7 +12,6 @@ from tests.unit.fake_api import NOW, FakeApi, account, metrics, payload
 
 PAGE = "104817474867218"
 ACCOUNT = account(Platform.FACEBOOK, PAGE)
-POSTS = f"/v25.0/{PAGE}/posts"
 NEXT = ("https://graph.facebook.com/v25.0/104817474867218/posts?access_token=EAAB-secret"
         "&limit=50&after=QVFIUmFj")
 LAST = NEXT.replace("QVFIUmFj", "QVFIUmFk")
@@ -20,8 +19,9 @@ P1, P2, P3 = (f"{PAGE}_12210123456789{n}" for n in range(3))
 
 
 def api_with_pages() -> FakeApi:
-    api = FakeApi(Facebook(), "facebook").on(f"/v25.0/{PAGE}", "page")
-    api.on(POSTS, "posts_page1").on(NEXT, "posts_page2_empty").on(LAST, "posts_page3_last")
+    api = FakeApi(Facebook(), "facebook").on_expanded(f"/v25.0/{PAGE}", "page", "posts",
+                                                      "posts_page1")
+    api.on(NEXT, "posts_page2_empty").on(LAST, "posts_page3_last")
     return api
 
 
@@ -34,14 +34,15 @@ def test_page_and_posts_map_to_observations() -> None:
     assert metrics(poll, P3) == {"likes": 12, "comments": 0, "shares": 1}
     assert {c.id for c in poll.content} == {P1, P2, P3}
     assert {c.kind for c in poll.content} == {ContentKind.POST}
-    assert api.calls[1].params["fields"] == (
-        "id,created_time,shares,reactions.summary(total_count),comments.summary(total_count)")
+    assert api.calls[0].params["fields"] == (
+        "id,name,followers_count,fan_count,posts.limit(50){id,created_time,shares,"
+        "reactions.summary(total_count),comments.summary(total_count)}")
 
 
 def test_pagination_goes_through_an_empty_page_to_the_end() -> None:
     api = api_with_pages()
     Facebook().fetch_account(api, ACCOUNT, NOW)
-    assert api.urls() == [f"/v25.0/{PAGE}", POSTS, NEXT, LAST]
+    assert api.urls() == [f"/v25.0/{PAGE}", NEXT, LAST]
 
 
 def test_absent_shares_on_a_post_are_zero() -> None:
@@ -58,8 +59,8 @@ def test_absent_shares_are_zero_in_a_targeted_poll_too() -> None:
 
 
 def test_a_bad_post_is_a_dead_letter_and_the_others_map() -> None:
-    api = FakeApi(Facebook(), "facebook").on(f"/v25.0/{PAGE}", "page")
-    api.on(POSTS, "posts_bad_item")
+    api = FakeApi(Facebook(), "facebook").on_expanded(f"/v25.0/{PAGE}", "page", "posts",
+                                                      "posts_bad_item")
     poll = Facebook().fetch_account(api, ACCOUNT, NOW)
 
     bad = json.loads(payload("facebook", "posts_bad_item"))["data"][1]
@@ -70,7 +71,8 @@ def test_a_bad_post_is_a_dead_letter_and_the_others_map() -> None:
 
 
 def test_a_cursor_loop_is_an_api_error() -> None:
-    api = FakeApi(Facebook(), "facebook").on(f"/v25.0/{PAGE}", "page").on(POSTS, "posts_loop")
+    api = FakeApi(Facebook(), "facebook").on_expanded(f"/v25.0/{PAGE}", "page", "posts",
+                                                      "posts_loop")
     api.on("https://graph.facebook.com/v25.0/104817474867218/posts?after=QVFIUmFj", "posts_loop")
     with pytest.raises(ApiError, match="paging loop"):
         Facebook().fetch_account(api, ACCOUNT, NOW)
@@ -128,7 +130,7 @@ def test_paging_stops_at_the_cutoff_and_older_posts_produce_nothing() -> None:
     api = api_with_pages()
     since = datetime(2026, 11, 19, tzinfo=UTC)
     poll = Facebook().fetch_account(api, ACCOUNT, NOW, since=since)
-    assert [c.url for c in api.calls] == [f"/v25.0/{PAGE}", POSTS]  # no further page
+    assert [c.url for c in api.calls] == [f"/v25.0/{PAGE}"]  # no further page
     assert [c.id for c in poll.content] == ["104817474867218_122101234567890"]
     assert metrics(poll, "104817474867218_122101234567891") == {}
     assert "followers" in metrics(poll)

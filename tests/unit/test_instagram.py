@@ -12,7 +12,6 @@ from tests.unit.fake_api import NOW, FakeApi, account, metrics, payload
 
 IG = "17841405309211844"
 ACCOUNT = account(Platform.INSTAGRAM, IG)
-MEDIA = f"/v25.0/{IG}/media"
 PAGE2 = ("https://graph.facebook.com/v25.0/17841405309211844/media?fields=id%2Clike_count"
          "&limit=50&access_token=IGQVJ-secret-token&after=QVFIUkpsW1")
 PAGE3 = PAGE2.replace("QVFIUkpsW1", "QVFIUkpsW2")
@@ -20,8 +19,7 @@ PAGE3 = PAGE2.replace("QVFIUkpsW1", "QVFIUkpsW2")
 
 def api_with_pages() -> FakeApi:
     api = FakeApi(Instagram(clock=lambda: NOW), "instagram")
-    api.on(f"/v25.0/{IG}", "account")
-    api.on(MEDIA, "media_page1")
+    api.on_expanded(f"/v25.0/{IG}", "account", "media", "media_page1")
     api.on(PAGE2, "media_page2_empty")
     api.on(PAGE3, "media_page3_last")
     return api
@@ -49,15 +47,18 @@ def test_pagination_follows_next_links_as_given_through_an_empty_page_to_the_end
     api = api_with_pages()
     poll = Instagram().fetch_account(api, ACCOUNT, NOW)
 
-    assert api.urls() == [f"/v25.0/{IG}", MEDIA, PAGE2, PAGE3]
-    assert api.calls[2].params == {}  # the next link already carries every parameter
-    assert api.calls[1].params["fields"].split(",")[-2:] == ["like_count", "comments_count"]
+    assert api.urls() == [f"/v25.0/{IG}", PAGE2, PAGE3]  # the first page came with the account
+    assert api.calls[1].params == {}  # the next link already carries every parameter
+    fields = api.calls[0].params["fields"]
+    assert fields.startswith("id,username,followers_count,")
+    assert fields.endswith(",media.limit(50){id,media_type,media_product_type,timestamp,"
+                           "like_count,comments_count}")
     assert "17895695668004552" in {c.id for c in poll.content}  # the page after the empty one
 
 
 def test_missing_counts_are_missing_not_zero() -> None:
-    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account_no_counts")
-    api.on(MEDIA, "media_page3_last")
+    api = FakeApi(Instagram(), "instagram").on_expanded(
+        f"/v25.0/{IG}", "account_no_counts", "media", "media_page3_last")
     poll = Instagram().fetch_account(api, ACCOUNT, NOW)
     assert metrics(poll) == {"following": 15}
 
@@ -67,8 +68,8 @@ def test_missing_counts_are_missing_not_zero() -> None:
 
 
 def test_a_bad_item_is_a_dead_letter_with_its_bytes_and_the_rest_still_maps() -> None:
-    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
-    api.on(MEDIA, "media_bad_item")
+    api = FakeApi(Instagram(), "instagram").on_expanded(
+        f"/v25.0/{IG}", "account", "media", "media_bad_item")
     poll = Instagram().fetch_account(api, ACCOUNT, NOW)
 
     assert len(poll.dead_letters) == 1
@@ -82,8 +83,8 @@ def test_a_bad_item_is_a_dead_letter_with_its_bytes_and_the_rest_still_maps() ->
 
 
 def test_a_malformed_page_is_a_dead_letter_and_polling_goes_on() -> None:
-    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
-    api.on(MEDIA, body={"data": {"id": "1"}})
+    api = FakeApi(Instagram(), "instagram").on_expanded(
+        f"/v25.0/{IG}", "account", "media", page_body={"data": {"id": "1"}})
     poll = Instagram().fetch_account(api, ACCOUNT, NOW)
     assert [json.loads(d.payload) for d in poll.dead_letters] == [{"data": {"id": "1"}}]
     assert "data: expected a JSON array" in poll.dead_letters[0].reason
@@ -91,10 +92,10 @@ def test_a_malformed_page_is_a_dead_letter_and_polling_goes_on() -> None:
 
 
 def test_a_dead_letter_never_carries_the_token_of_a_paging_link() -> None:
-    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
     page = json.loads(payload("instagram", "media_page1"))
     page["paging"]["previous"], page["paging"]["next"] = page["paging"]["next"], 42
-    api.on(MEDIA, body=page)
+    api = FakeApi(Instagram(), "instagram").on_expanded(
+        f"/v25.0/{IG}", "account", "media", page_body=page)
     poll = Instagram().fetch_account(api, ACCOUNT, NOW)
     assert len(poll.dead_letters) == 1
     assert b"IGQVJ-secret-token" not in poll.dead_letters[0].payload
@@ -103,8 +104,8 @@ def test_a_dead_letter_never_carries_the_token_of_a_paging_link() -> None:
 
 
 def test_a_cursor_loop_is_an_api_error() -> None:
-    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
-    api.on(MEDIA, "media_loop")
+    api = FakeApi(Instagram(), "instagram").on_expanded(
+        f"/v25.0/{IG}", "account", "media", "media_loop")
     api.on("https://graph.facebook.com/v25.0/17841405309211844/media?after=QVFIUkpsW1",
            "media_loop")
     with pytest.raises(ApiError, match="same next-page cursor twice"):
@@ -177,7 +178,16 @@ def test_paging_stops_at_the_cutoff_and_older_media_produce_nothing() -> None:
     api = api_with_pages()
     since = datetime(2026, 11, 19, 12, tzinfo=UTC)
     poll = Instagram().fetch_account(api, ACCOUNT, NOW, since=since)
-    assert [c.url for c in api.calls] == [f"/v25.0/{IG}", MEDIA]  # no further page
+    assert [c.url for c in api.calls] == [f"/v25.0/{IG}"]  # no further page
     assert [c.id for c in poll.content] == ["17895695668004550"]
     assert metrics(poll, "17895695668004551") == {}
     assert "followers" in metrics(poll)
+
+
+def test_an_account_without_media_is_one_request_and_no_dead_letter() -> None:
+    """The Graph API leaves an empty edge out of the expanded answer."""
+    api = FakeApi(Instagram(), "instagram").on(f"/v25.0/{IG}", "account")
+    poll = Instagram().fetch_account(api, ACCOUNT, NOW)
+    assert api.urls() == [f"/v25.0/{IG}"]
+    assert metrics(poll)["followers"] == 1230
+    assert not poll.content and not poll.dead_letters

@@ -68,6 +68,36 @@ def test_instagram_media_pages_to_the_end_with_cursors() -> None:
     assert item["timestamp"].endswith("+0000") and isinstance(item["like_count"], int)
 
 
+@pytest.mark.parametrize(("app_type", "edge"), [(InstagramApp, "media"), (FacebookApp, "posts")])
+def test_field_expansion_inlines_the_first_page_with_links_to_the_edge(app_type, edge) -> None:
+    """``fields=...,media.limit(n){...}``: the edge's first page in the account's answer, one
+    call against the limits; its next link walks the edge itself to the same items."""
+    app, client, _clock, acc = start(app_type)
+    token = acc["access_token"]
+    inner = "id,like_count" if edge == "media" else "id,created_time"
+    r = client.get(f"/v25.0/{acc['id']}", params={
+        "fields": f"id,followers_count,{edge}.limit(2){{{inner}}}", "access_token": token})
+    assert r.status_code == 200
+    assert sum(c["requests"] for c in app.stats.snapshot()["apps"].values()) == 1
+    body = r.json()
+    assert isinstance(body["followers_count"], int)
+    page = body[edge]
+    assert len(page["data"]) <= 2 and all(set(m) == set(inner.split(",")) for m in page["data"])
+    seen = [m["id"] for m in page["data"]]
+    link = page["paging"]["next"]
+    assert f"/v25.0/{acc['id']}/{edge}?" in link and "limit=2" in link
+    while link:
+        page = client.get(link).json()
+        seen += [m["id"] for m in page["data"]]
+        link = page.get("paging", {}).get("next")
+    plain = client.get(f"/v25.0/{acc['id']}/{edge}", params={
+        "fields": "id", "limit": "100", "access_token": token}).json()
+    assert seen == [m["id"] for m in plain["data"]]
+    bad = client.get(f"/v25.0/{acc['id']}", params={
+        "fields": f"id,{edge}.order(x){{id}}", "access_token": token})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == 100
+
+
 def test_meta_page_may_be_empty_and_still_have_next() -> None:
     app, client, _clock, acc = start(InstagramApp)
     newest = app.world.post(app.world.account("instagram", 1), app.world.latest(
