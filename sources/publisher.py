@@ -2,8 +2,9 @@
 
 The Kafka producer is built by the entry point (:func:`make_producer`: idempotent, ``acks=all``)
 and injected. Records are keyed by account (``platform:account``) so one account's readings stay
-in order on one partition. Every produce has a delivery callback; a failed delivery is logged
-with its topic and partition and counted. :meth:`Publisher.flush` waits for what is in flight:
+in order on one partition. The producer reports failed deliveries to :class:`Deliveries` (its
+default delivery callback, set when it is built): each is logged with its topic and partition
+and counted. :meth:`Publisher.flush` waits for what is in flight:
 the worker calls it on SIGTERM before it exits.
 
 A payload a connector could not map becomes a :class:`~creatorpulse.events.DeadLetter` on
@@ -31,11 +32,30 @@ log = logging.getLogger(__name__)
 class Producer(Protocol):
     """The part of confluent_kafka.Producer the publisher uses."""
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None: ...
+    def produce(self, topic: str, value: bytes, key: bytes) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
 
     def flush(self, timeout: float) -> int: ...
+
+
+class Deliveries:
+    """The producer's delivery callback: a failed delivery is logged and counted.
+
+    One callback for the producer rather than one handed to every produce call: binding it
+    per record cost as much as producing the record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.failed = 0
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        if err is None:
+            return
+        with self._lock:
+            self.failed += 1
+        log.error("delivery to %s [%s] failed: %s (key %s)", msg.topic(), msg.partition(), err,
+                  (msg.key() or b"").decode(errors="replace"))
 
 
 def producer_config(settings: Settings, client_id: str = "creatorpulse-sources") -> dict[str, Any]:
@@ -59,10 +79,12 @@ def producer_config(settings: Settings, client_id: str = "creatorpulse-sources")
     }
 
 
-def make_producer(settings: Settings, client_id: str = "creatorpulse-sources") -> Producer:
+def make_producer(settings: Settings, deliveries: Deliveries,
+                  client_id: str = "creatorpulse-sources") -> Producer:
     from confluent_kafka import Producer as KafkaProducer
 
-    return cast(Producer, KafkaProducer(producer_config(settings, client_id)))
+    return cast(Producer, KafkaProducer(
+        {**producer_config(settings, client_id), "on_delivery": deliveries}))
 
 
 class Publisher:
@@ -72,6 +94,7 @@ class Publisher:
         self,
         producer: Producer,
         *,
+        deliveries: Deliveries | None = None,
         observations_topic: str = OBSERVATIONS.name,
         dlq_topic: str = DLQ.name,
         source: str = "poller",
@@ -82,8 +105,7 @@ class Publisher:
         self.dlq_topic = dlq_topic
         self._source = source
         self._clock = clock
-        self._lock = threading.Lock()
-        self.failed = 0
+        self.deliveries = deliveries or Deliveries()  # the one the producer was built with
 
     def publish_poll(self, account: Account, poll: Poll) -> None:
         """A poll's observations, and a dead letter for each part it could not map."""
@@ -115,16 +137,12 @@ class Publisher:
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(topic, value, key)
                 return
             except BufferError:
                 # The local queue is full: serve deliveries until there is room.
                 self._producer.poll(0.5)
 
-    def _delivered(self, err: Any, msg: Any) -> None:
-        if err is None:
-            return
-        with self._lock:
-            self.failed += 1
-        log.error("delivery to %s [%s] failed: %s (key %s)", msg.topic(), msg.partition(), err,
-                  (msg.key() or b"").decode(errors="replace"))
+    @property
+    def failed(self) -> int:
+        return self.deliveries.failed

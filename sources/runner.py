@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from creatorpulse.settings import Settings
 from creatorpulse.sources.oauth import TokenManager, allow_loopback_http, make_session_factory
-from creatorpulse.sources.publisher import Publisher, make_producer
+from creatorpulse.sources.publisher import Deliveries, Publisher, make_producer
 from creatorpulse.sources.ratelimit import RedisLimiter
 from creatorpulse.sources.worker import (
     ConnectorLookup,
@@ -91,8 +91,10 @@ def build_worker(
     tokens = TokenManager(settings=settings, connect=pool.connection, vault=vault,
                           redis_client=client, sessions=sessions,
                           lock_prefix=f"{prefix}:oauth")
-    producer = make_producer(settings)
-    publisher = Publisher(producer, observations_topic=topics.observations, dlq_topic=topics.dlq)
+    deliveries = Deliveries()
+    producer = make_producer(settings, deliveries)
+    publisher = Publisher(producer, deliveries=deliveries, observations_topic=topics.observations,
+                          dlq_topic=topics.dlq)
     stop = threading.Event()
     limiter = RedisLimiter(client, settings, prefix=f"{prefix}:rl",
                            sleep=functools.partial(interrupted_sleep, stop))

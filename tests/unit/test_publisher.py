@@ -10,7 +10,7 @@ from creatorpulse.events import DeadLetter
 from creatorpulse.observation import ContentKind, Observation, Platform
 from creatorpulse.settings import Settings
 from creatorpulse.sources.base import Account, MappingError, Poll
-from creatorpulse.sources.publisher import Publisher, producer_config
+from creatorpulse.sources.publisher import Deliveries, Publisher, producer_config
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ACCOUNT = Account("acc-1", "t", "inf", Platform.X, "42")
@@ -31,23 +31,26 @@ class Msg:
 
 
 class FakeProducer:
-    def __init__(self, fail: bool = False, full_once: bool = False) -> None:
+    """Like confluent_kafka.Producer built with ``on_delivery``: reports go to that callback."""
+
+    def __init__(self, on_delivery: Any, fail: bool = False, full_once: bool = False) -> None:
         self.records: list[tuple[str, bytes, bytes]] = []
         self.pending: list[Any] = []
+        self.on_delivery = on_delivery
         self.fail = fail
         self.full_once = full_once
 
-    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes) -> None:
         if self.full_once:
             self.full_once = False
             raise BufferError("queue full")
         self.records.append((topic, key, value))
-        self.pending.append((on_delivery, Msg(topic, key)))
+        self.pending.append(Msg(topic, key))
 
     def poll(self, timeout: float) -> int:
         served = len(self.pending)
-        for callback, msg in self.pending:
-            callback("broker down" if self.fail else None, msg)
+        for msg in self.pending:
+            self.on_delivery("broker down" if self.fail else None, msg)
         self.pending.clear()
         return served
 
@@ -69,8 +72,10 @@ def test_the_producer_is_idempotent_and_waits_for_all_replicas() -> None:
 
 
 def test_a_poll_publishes_observations_keyed_by_account_and_dead_letters() -> None:
-    producer = FakeProducer(full_once=True)
-    pub = Publisher(producer, observations_topic="obs", dlq_topic="dlq", clock=lambda: NOW)
+    deliveries = Deliveries()
+    producer = FakeProducer(deliveries, full_once=True)
+    pub = Publisher(producer, deliveries=deliveries, observations_topic="obs", dlq_topic="dlq",
+                    clock=lambda: NOW)
     bad = MappingError("no followers field", b'{"weird": true}')
     pub.publish_poll(ACCOUNT, Poll(observations=[obs(1), obs(2)], dead_letters=[bad]))
     assert [(t, k) for t, k, _ in producer.records] == [
@@ -87,7 +92,9 @@ def test_failed_deliveries_are_logged_with_topic_and_partition(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR)
-    pub = Publisher(FakeProducer(fail=True), observations_topic="obs")
+    deliveries = Deliveries()
+    pub = Publisher(FakeProducer(deliveries, fail=True), deliveries=deliveries,
+                    observations_topic="obs")
     pub.observations([obs(1)])
     assert pub.failed == 1
     assert "obs [3]" in caplog.text and "broker down" in caplog.text
