@@ -34,7 +34,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +65,7 @@ from creatorpulse.sources.leases import Leases, plan
 from creatorpulse.sources.oauth import SessionFactory, TokenManager
 from creatorpulse.sources.publisher import Publisher
 from creatorpulse.sources.ratelimit import Limiter, backoff, system_random
+from creatorpulse.sources.threads import PollThreads
 from creatorpulse.tokens import VaultError
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Held:
     hinted_account: bool = False
     hinted_content: set[str] = field(default_factory=set)
     failures: int = 0
-    running: Future[None] | None = None
+    due_at: datetime | None = None  # the cadence's next wake after its last poll; None: now
 
 
 def to_account(row: PlatformAccount) -> Account:
@@ -175,10 +175,10 @@ class Worker:
         self._policy = Policy.from_settings(settings)
         self.leases = Leases(redis_client, self.worker_id, settings.lease_ttl, prefix=prefix)
         self._threads = threads
-        self._pools: dict[Platform, ThreadPoolExecutor] = {}  # one per platform, made when needed
+        self._pools: dict[Platform, PollThreads] = {}  # one per platform, made when needed
         self.queue_limit = threads * QUEUE_PER_THREAD  # per platform
         self._running: dict[str, Platform] = {}  # accounts with a poll queued or running
-        self._platforms: Counter[Platform] = Counter()  # held accounts per platform
+        self._by_platform: dict[Platform, dict[str, Held]] = {}  # the held, per platform
         self._held: dict[str, Held] = {}
         self._hint_queue: queue.Queue[PollHint] = queue.Queue()
         self._stop = stop_event or threading.Event()
@@ -275,14 +275,14 @@ class Worker:
 
     def _shutdown(self) -> None:
         log.info("worker %s stopping: waiting for %d running polls", self.worker_id,
-                 sum(1 for h in self._held.values() if h.running and not h.running.done()))
+                 len(self._running))
         for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel_waiting=True)
         self._record_polls()
         self.leases.release(list(self._held))
         self.leases.leave()
         self._held.clear()
-        self._platforms.clear()
+        self._by_platform.clear()
         left = self._publisher.flush(30)
         log.info("worker %s stopped; %d records undelivered", self.worker_id, left)
 
@@ -348,15 +348,17 @@ class Worker:
                          sleep=self.sleep, rand=self._rand)
         self._held[account.id] = Held(account, Cadence(self._policy, row.poll_interval), api,
                                       connector)
-        self._platforms[account.platform] += 1
+        self._by_platform.setdefault(account.platform, {})[account.id] = self._held[account.id]
         log.info("worker %s now polls %s account %s (%s)", self.worker_id, account.platform,
                  account.id, account.handle or account.external_id)
 
     def _drop(self, account_id: str) -> None:
         held = self._held.pop(account_id, None)
         if held is not None:
-            self._platforms[held.account.platform] -= 1
-            self._platforms += Counter()  # drops platforms no longer held
+            same = self._by_platform[held.account.platform]
+            del same[account_id]
+            if not same:
+                del self._by_platform[held.account.platform]
             self._tokens.forget(account_id)
             log.info("worker %s stops polling account %s", self.worker_id, account_id)
 
@@ -409,12 +411,31 @@ class Worker:
         after it was planned and none picking up a hint or a released lease in between.
         """
         busy = Counter(self._running.values())
-        if all(self.queue_limit - busy[p] < self.queue_limit // 2 for p in self._platforms):
-            return bool(self._platforms)  # a pass costs O(accounts): wait for half a queue
+        # A pass over a platform costs O(its accounts): only platforms with half a queue free.
+        ready = [p for p in self._by_platform
+                 if self.queue_limit - busy[p] >= self.queue_limit // 2]
+        left = len(ready) < len(self._by_platform)  # the others are busy: come back soon
         now = self._clock()
-        due: dict[Platform, list[tuple[datetime, int, Held, bool]]] = {}
-        for n, held in enumerate(self._held.values()):
+        for platform in ready:
+            waiting = self._due(self._by_platform[platform], now)
+            room = self.queue_limit - busy[platform]
+            left |= len(waiting) > room
+            for _, _, held, whole in heapq.nsmallest(max(room, 0), waiting):
+                self._submit(platform, held, whole)
+        return left
+
+    def _due(self, held_here: dict[str, Held], now: datetime,
+             ) -> list[tuple[datetime, int, Held, bool]]:
+        """``(since, n, held, whole)`` of each due account not already queued: hinted ones
+        first, then by how long they have been due."""
+        due: list[tuple[datetime, int, Held, bool]] = []
+        for n, held in enumerate(held_here.values()):
             if held.account.id in self._running:
+                continue
+            # Most accounts are not due: their next wake, kept from their last poll, says so
+            # without asking the cadence (a pass looks at every account held).
+            if (held.due_at is not None and held.due_at > now and not held.hinted_account
+                    and not held.hinted_content):
                 continue
             whole = held.hinted_account or held.cadence.account_due(now)
             if held.hinted_account or held.hinted_content:
@@ -425,14 +446,8 @@ class Worker:
                 since = now
             else:
                 continue
-            due.setdefault(held.account.platform, []).append((since, n, held, whole))
-        left = False
-        for platform, waiting in due.items():
-            room = self.queue_limit - busy[platform]
-            left |= len(waiting) > room
-            for _, _, held, whole in heapq.nsmallest(max(room, 0), waiting):
-                self._submit(platform, held, whole)
-        return left
+            due.append((since, n, held, whole))
+        return due
 
     def _submit(self, platform: Platform, held: Held, whole: bool) -> None:
         hinted = set(held.hinted_content)
@@ -441,11 +456,15 @@ class Worker:
         account_id = held.account.id
         pool = self._pools.get(platform)
         if pool is None:
-            pool = self._pools[platform] = ThreadPoolExecutor(
-                max_workers=self._threads, thread_name_prefix=f"poll-{platform.value}")
+            pool = self._pools[platform] = PollThreads(self._threads, f"poll-{platform.value}")
         self._running[account_id] = platform
-        held.running = pool.submit(self._poll, held, whole, hinted)
-        held.running.add_done_callback(lambda _, a=account_id: self._running.pop(a, None))
+        pool.submit(self._poll_and_release, held, whole, hinted)
+
+    def _poll_and_release(self, held: Held, whole: bool, hinted: set[str]) -> None:
+        try:
+            self._poll(held, whole, hinted)
+        finally:
+            self._running.pop(held.account.id, None)
 
     def _poll(self, held: Held, whole: bool, hinted: set[str]) -> None:
         account, cadence = held.account, held.cadence
@@ -496,7 +515,8 @@ class Worker:
         self.polls += 1
         if error:
             log.warning("poll of %s account %s: %s", account.platform, account.id, error)
-        record = registry.PollRecord(account.id, self.worker_id, now, cadence.next_wake(),
+        held.due_at = cadence.next_wake()
+        record = registry.PollRecord(account.id, self.worker_id, now, held.due_at,
                                      error, len(poll.observations))
         with self._records_lock:
             self._records.append(record)
