@@ -56,7 +56,10 @@ def test_map_each_keeps_an_item_only_when_all_of_it_maps() -> None:
     observe = Observer(Platform.X, account(Platform.X, "1"), NOW)
 
     def one(item: Any, part: Poll) -> None:
-        observe.counts(part, item, {"likes": "likes", "views": "views"}, content_id=item["id"],
+        observe.content(part, item["id"], ContentKind.POST, NOW)  # added before it fails
+        observe.counts(part, item, {"likes": "likes"}, content_id=item["id"],
+                       kind=ContentKind.POST)
+        observe.counts(part, item, {"views": "views"}, content_id=item["id"],
                        kind=ContentKind.POST)
 
     poll = Poll()
@@ -64,6 +67,7 @@ def test_map_each_keeps_an_item_only_when_all_of_it_maps() -> None:
     map_each(poll, [good, bad], one, "tweet")
     assert [(o.content_id, o.metric) for o in poll.observations] == [("1", "likes"),
                                                                      ("1", "views")]
+    assert [c.id for c in poll.content] == ["1"]  # what the bad item had added is taken out
     assert json.loads(poll.dead_letters[0].payload) == bad
     assert poll.dead_letters[0].reason == "tweet 2: views: expected a non-negative count, got '9'"
 
