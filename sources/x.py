@@ -94,16 +94,22 @@ class X(ConnectorBase):
         observe = Observer(self.platform, account, now, since)
         poll = Poll()
         user_id = account.external_id
-        body = api.get(f"/2/users/{user_id}", {"user.fields": "public_metrics"})
-        if isinstance(body, dict) and "data" not in body and user_id in _not_found(body):
-            msg = f"x: user {user_id} not found"
-            raise Gone(msg)
-        map_each(poll, [body], lambda item, part: observe.counts(
-            part, obj(obj(item, "body").get("data"), "data"), ACCOUNT_METRICS), "user")
+        timeline = f"/2/users/{user_id}/tweets"
         params = {"tweet.fields": TWEET_FIELDS, "max_results": PAGE_SIZE, "exclude": "retweets"}
+        # The timeline's first page with its author expanded (the user's public metrics): one
+        # request for both; a user with no tweets has no author to expand, so it is asked for.
+        first = api.get(timeline, {**params, "expansions": "author_id",
+                                   "user.fields": "public_metrics"})
+        _check_found(first, user_id)
+        user = _author(first, user_id)
+        if user is None:
+            body = api.get(f"/2/users/{user_id}", {"user.fields": "public_metrics"})
+            _check_found(body, user_id)
+            user = obj(body, "body").get("data") if isinstance(body, dict) else body
+        map_each(poll, [user], lambda item, part: observe.counts(
+            part, obj(item, "data"), ACCOUNT_METRICS), "user")
         tweets = newer(pages(poll, "tweets", lambda token: api.get(
-            f"/2/users/{user_id}/tweets",
-            {**params, "pagination_token": token} if token else params), _split),
+            timeline, {**params, "pagination_token": token}) if token else first, _split),
             since, lambda item: iso_time(obj(item, "tweet"), "created_at"))
         map_each(poll, tweets, lambda item, part: _tweet(observe, item, part), "tweet")
         return poll
@@ -142,6 +148,23 @@ class X(ConnectorBase):
         if is_transient(response.status):
             raise Retry(what, retry_after(response.headers, now))
         raise ApiError(what, response.status, code)
+
+
+def _check_found(body: Any, user_id: str) -> None:
+    if isinstance(body, dict) and "data" not in body and user_id in _not_found(body):
+        msg = f"x: user {user_id} not found"
+        raise Gone(msg)
+
+
+def _author(page: Any, user_id: str) -> Any:
+    """The user expanded in a timeline page (``expansions=author_id``); None when the page has
+    none (no tweets, so no author)."""
+    includes = page.get("includes") if isinstance(page, dict) else None
+    users = includes.get("users") if isinstance(includes, dict) else None
+    for user in users if isinstance(users, list) else ():
+        if isinstance(user, dict) and user.get("id") == user_id:
+            return user
+    return None
 
 
 def _not_found(body: Any) -> set[str]:

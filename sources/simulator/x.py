@@ -335,7 +335,12 @@ class XApp(PlatformApp):
             meta["next_token"] = page_token(more.k, account.id)
         if q.get("pagination_token") and page:
             meta["previous_token"] = page_token(page[0].k + size, account.id)
-        return self.body(data, errors, meta=meta)
+        extra: dict[str, Any] = {}
+        expansions = self.fields(request, "expansions", {"author_id"})
+        user_fields = self.fields(request, "user.fields", _USER_FIELDS)
+        if "author_id" in expansions and data:  # the author of every tweet: the user
+            extra["includes"] = {"users": [self.user_object(account, user_fields, call.now)]}
+        return self.body(data, errors, **extra, meta=meta)
 
     def lookup_tweets(self, request: Request, call: Call,
                       ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

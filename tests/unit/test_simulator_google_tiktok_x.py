@@ -226,6 +226,22 @@ def test_x_timeline_pages_newest_first_with_headers_on_every_answer() -> None:
     assert bad.status_code == 400 and "between 5 and 100" in bad.json()["errors"][0]["message"]
 
 
+def test_x_timeline_expands_its_author_with_the_user_fields_asked() -> None:
+    _, client, _, acc = start(XApp)
+    params = {"max_results": "5", "expansions": "author_id", "user.fields": "public_metrics"}
+    body = client.get(f"/2/users/{acc['id']}/tweets", headers=bearer(acc), params=params).json()
+    assert body["data"]
+    [user] = body["includes"]["users"]
+    plain = client.get(f"/2/users/{acc['id']}", headers=bearer(acc),
+                       params={"user.fields": "public_metrics"}).json()["data"]
+    assert user == plain and isinstance(user["public_metrics"]["followers_count"], int)
+    assert "includes" not in client.get(f"/2/users/{acc['id']}/tweets", headers=bearer(acc),
+                                        params={"max_results": "5"}).json()
+    bad = client.get(f"/2/users/{acc['id']}/tweets", headers=bearer(acc),
+                     params={**params, "expansions": "pinned_tweet"})
+    assert bad.status_code == 400 and "expansions" in bad.json()["errors"][0]["message"]
+
+
 def test_x_limit_answers_429_problem_with_remaining_zero() -> None:
     _, client, clock, acc = start(XApp, x_limit=2)
     rs = [client.get("/2/users/me", headers=bearer(acc)) for _ in range(3)]

@@ -19,8 +19,14 @@ RESET = int((NOW + timedelta(minutes=7)).timestamp())
 
 
 def api_with(user: str = "user", first: str = "tweets_page1") -> FakeApi:
+    """The user's answers; the timeline's first page with the user expanded in it (as
+    ``expansions=author_id`` answers) when the user exists."""
     api = FakeApi(X(clock=lambda: NOW), "x").on(f"/2/users/{USER}", user)
-    api.on(TIMELINE, first)
+    page = json.loads(payload("x", first))
+    found = json.loads(payload("x", user)).get("data")
+    if found:
+        page["includes"] = {"users": [found]}
+    api.on(TIMELINE, body=page)
     api.on(TIMELINE, "tweets_page2_empty", params={"pagination_token": TOKEN1})
     api.on(TIMELINE, "tweets_page3_last", params={"pagination_token": TOKEN2})
     return api
@@ -46,10 +52,28 @@ def test_metrics_the_platform_did_not_send_stay_missing() -> None:
 def test_timeline_is_paged_by_next_token_through_an_empty_page() -> None:
     api = api_with()
     poll = X().fetch_account(api, ACCOUNT, NOW)
-    assert [c.params.get("pagination_token") for c in api.calls[1:]] == [None, TOKEN1, TOKEN2]
-    assert api.calls[1].params["exclude"] == "retweets"
-    assert api.calls[1].params["max_results"] == "100"
+    assert api.urls() == [TIMELINE] * 3  # the user came expanded in the first page
+    assert [c.params.get("pagination_token") for c in api.calls] == [None, TOKEN1, TOKEN2]
+    assert api.calls[0].params["exclude"] == "retweets"
+    assert api.calls[0].params["max_results"] == "100"
+    assert api.calls[0].params["expansions"] == "author_id"
+    assert api.calls[0].params["user.fields"] == "public_metrics"
     assert "1524796546306478085" in {c.id for c in poll.content}
+
+
+def test_a_user_without_tweets_is_asked_for_since_there_is_no_author_to_expand() -> None:
+    api = FakeApi(X(), "x").on(f"/2/users/{USER}", "user")
+    api.on(TIMELINE, body={"meta": {"result_count": 0}})
+    poll = X().fetch_account(api, ACCOUNT, NOW)
+    assert api.urls() == [TIMELINE, f"/2/users/{USER}"]
+    assert metrics(poll)["followers"] == 513958 and not poll.content and not poll.dead_letters
+
+
+def test_a_user_the_timeline_reports_not_found_is_gone() -> None:
+    api = FakeApi(X(), "x").on(TIMELINE, "user_not_found")
+    with pytest.raises(Gone):
+        X().fetch_account(api, ACCOUNT, NOW)
+    assert api.urls() == [TIMELINE]
 
 
 def test_a_bad_tweet_is_a_dead_letter_and_the_other_maps() -> None:
@@ -127,7 +151,7 @@ def test_paging_stops_at_the_cutoff_and_older_tweets_produce_nothing() -> None:
     api = api_with()
     since = datetime(2026, 11, 24, tzinfo=UTC)
     poll = X().fetch_account(api, ACCOUNT, NOW, since=since)
-    assert [c.url for c in api.calls] == [f"/2/users/{USER}", TIMELINE]  # no further page
+    assert [c.url for c in api.calls] == [TIMELINE]  # no further page
     assert [c.id for c in poll.content] == ["1524796546306478083"]
     assert metrics(poll, "1524796546306478084") == {}
     assert metrics(poll)["followers"] == 513958  # the account's own counters still count
