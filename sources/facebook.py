@@ -1,9 +1,10 @@
 """Facebook Pages through the Graph API.
 
-- Account: ``GET /{page-id}?fields=followers_count,fan_count``.
-- Content list: ``GET /{page-id}/posts`` with ``shares`` and the ``total_count`` summaries of
-  ``reactions`` and ``comments``, following ``paging.next`` back to the cutoff (``since``:
-  older posts are not polled).
+- Account and content list in one request (field expansion):
+  ``GET /{page-id}?fields=followers_count,fan_count,posts.limit(50){…}``, the posts with
+  ``shares`` and the ``total_count`` summaries of ``reactions`` and ``comments``; later pages of
+  ``/{page-id}/posts`` through ``paging.next``, back to the cutoff (``since``: older posts are
+  not polled).
 - Targeted poll: ``GET /{post-id}`` (the same fields) and ``GET /{post-id}/insights`` for
   ``post_media_view`` (views) and ``post_total_media_view_unique`` (reach), lifetime.
 

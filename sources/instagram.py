@@ -1,8 +1,9 @@
 """Instagram Graph API (business and creator accounts).
 
-- Account: ``GET /{ig-user-id}?fields=followers_count,follows_count,media_count``.
-- Content list: ``GET /{ig-user-id}/media`` with ``like_count`` and ``comments_count``, following
-  ``paging.next`` back to the cutoff (``since``: older media are not polled).
+- Account and content list in one request (field expansion):
+  ``GET /{ig-user-id}?fields=followers_count,follows_count,media_count,media.limit(50){…}``, the
+  media with ``like_count`` and ``comments_count``; later pages of ``/{ig-user-id}/media``
+  through ``paging.next``, back to the cutoff (``since``: older media are not polled).
 - Targeted poll: ``GET /{ig-media-id}`` (the same fields) and ``GET /{ig-media-id}/insights``
   for ``views``, ``reach``, ``saved`` and ``shares`` (lifetime; stories: views and reach). Insights
   cost one call per media, so they are read on the content's own cadence, not on every account

@@ -1,9 +1,11 @@
 """X API v2.
 
-- Account: ``GET /2/users/:id?user.fields=public_metrics``; a ``resource-not-found`` error with
-  no ``data`` (inside an HTTP 200) means the account is gone.
 - Content list: ``GET /2/users/:id/tweets`` (retweets excluded: their counts are the original
   post's), following ``meta.next_token`` as ``pagination_token`` back to the cutoff (``since``).
+- Account: from the same first page, ``expansions=author_id&user.fields=public_metrics`` (the
+  author of the user's tweets is the user); a user with no tweets is asked for with
+  ``GET /2/users/:id?user.fields=public_metrics``. A ``resource-not-found`` error with no
+  ``data`` (inside an HTTP 200) means the account is gone.
 - Targeted poll: ``GET /2/tweets?ids=…`` (100 a call); an id reported ``resource-not-found``, or
   left out with no error, is deleted.
 
