@@ -410,7 +410,8 @@ class Worker:
         An unbounded queue would hold a poll for every due account (thousands), each run long
         after it was planned and none picking up a hint or a released lease in between.
         """
-        busy = Counter(self._running.values())
+        # A copy first: poll threads take their accounts out of _running as they finish.
+        busy = Counter(list(self._running.values()))
         # A pass over a platform costs O(its accounts): only platforms with half a queue free.
         ready = [p for p in self._by_platform
                  if self.queue_limit - busy[p] >= self.queue_limit // 2]

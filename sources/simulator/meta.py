@@ -312,7 +312,8 @@ class MetaApp(PlatformApp):
         try:
             limit = max(1, min(100, int(limit_text or 25)))
         except ValueError:
-            raise Refusal(self.bad_parameter(f"limit must be an integer, got {limit_text!r}"))
+            message = f"limit must be an integer, got {limit_text!r}"
+            raise Refusal(self.bad_parameter(message)) from None
         latest = self.world.latest(account, now)
         start = latest if after is None else min(latest, decode_cursor(after) - 1)
         if before is not None and after is None:

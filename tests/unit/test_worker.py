@@ -15,8 +15,8 @@ from creatorpulse.sources.base import Account, Content, MappingError, Poll, Retr
 from creatorpulse.sources.publisher import Deliveries, Publisher
 from creatorpulse.sources.worker import Held, Worker
 from tests.unit.test_publisher import FakeProducer
-from tests.waiting import wait_for
 from tests.unit.test_sources_http import FakeLimiter, FakeSession
+from tests.waiting import wait_for
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROW = PlatformAccount(id="acc-1", tenant_id="t", influencer_id="inf", platform=Platform.X,
