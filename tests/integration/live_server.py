@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,21 +24,10 @@ from creatorpulse.graphql.auth import Role, mint
 from creatorpulse.graphql.live import LiveHub, create_hub
 from creatorpulse.observation import Provenance
 from creatorpulse.settings import Settings
+from tests.waiting import wait_for
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 INIT_WAIT = timedelta(seconds=1)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -86,7 +74,7 @@ class Live:
         self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)
         self._thread.start()
         server = self._server
-        wait_for(lambda: server.started or not self._thread.is_alive(), 60, "the API server")
+        wait_for(lambda: server.started or not self._thread.is_alive(), 60, "the API server", 0.02)
         assert server.started, "the API server did not start"
         self.port = server.servers[0].sockets[0].getsockname()[1]
 

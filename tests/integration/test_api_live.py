@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from creatorpulse.graphql import shared
 from creatorpulse.settings import Settings
 from tests.integration.live_server import NOW, Live, aggregate, running_api
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -42,16 +43,6 @@ def anyio_backend() -> str:
 def live(settings: Settings, admin: AdminClient, unique: str) -> Iterator[Live]:
     with running_api(settings, admin, unique) as api:
         yield api
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20, what: str = "it") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := condition()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
 
 
 async def open_ws(live: Live, token: str | None) -> ClientConnection:
@@ -90,7 +81,7 @@ async def test_fresh_aggregates_reach_their_tenant_only(live: Live) -> None:
     ws_b = await acked(live, live.token(t.b))
     await subscribe(ws_a, METRICS)
     await subscribe(ws_b, METRICS)
-    await until(lambda: live.subscribers() == 2, what="two subscribers")
+    await until(lambda: live.subscribers() == 2, 20, "two subscribers")
 
     # One partition keeps the order: if b's subscriber could see a1's record, it would see it
     # before b1's.
@@ -154,9 +145,9 @@ async def test_connection_init_close_codes(live: Live) -> None:
 async def test_the_socket_closes_when_the_token_expires(live: Live) -> None:
     ws = await acked(live, live.token(live.tenants.a, ttl=timedelta(seconds=2)))
     await subscribe(ws, METRICS)
-    await until(lambda: live.subscribers() == 1, what="the subscriber")
+    await until(lambda: live.subscribers() == 1, 20, "the subscriber")
     assert await closed_with(ws, timeout=10) == 4403
-    await until(lambda: live.subscribers() == 0, what="the subscription to end")
+    await until(lambda: live.subscribers() == 0, 20, "the subscription to end")
 
 
 async def test_subscribers_share_one_execution_and_encoding_per_event(live: Live) -> None:
@@ -166,7 +157,7 @@ async def test_subscribers_share_one_execution_and_encoding_per_event(live: Live
     for n, ws in enumerate(sockets):
         await subscribe(ws, METRICS, op=f"s{n}")
     await subscribe(other, METRICS, op="b")
-    await until(lambda: live.subscribers() == 4, what="four subscribers")
+    await until(lambda: live.subscribers() == 4, 20, "four subscribers")
     shared.reset()
 
     live.produce(aggregate(t.a1, gain=41), aggregate(t.b1, gain=42))
@@ -231,10 +222,10 @@ async def test_fresh_aggregates_evict_cached_answers(live: Live) -> None:
         set_gain(live.settings, t.a1, 40)
         assert await gains() == [10]  # served from the cache
         live.produce(aggregate(t.a1, gain=40))
-        deadline = asyncio.get_running_loop().time() + 20
-        while (got := await gains()) != [40]:
-            assert asyncio.get_running_loop().time() < deadline, f"still {got}"
-            await asyncio.sleep(0.05)
+        async def fresh() -> bool:
+            return await gains() == [40]
+
+        await until(fresh, 20, "the fresh gain of 40 in the answer", 0.05)
     assert live.hub.stats.invalidation_errors == 0
 
 

@@ -8,7 +8,6 @@ import hmac
 import json
 import socket
 import threading
-import time
 from dataclasses import replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,20 +20,11 @@ from creatorpulse.sources.simulator.clock import ManualClock
 from creatorpulse.sources.simulator.config import Client, SimConfig
 from creatorpulse.sources.simulator.server import SimulatorError, Simulators, build
 from creatorpulse.sources.simulator.world import PLATFORMS
+from tests.waiting import wait_for
 
 T0 = 1_790_000_000.0
 SECRETS = {p: f"it-secret-{p}" for p in PLATFORMS}
 VERIFY = "verify-me"
-
-
-def wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Receiver:
@@ -135,7 +125,8 @@ def test_meta_subscription_verifies_the_callback_then_delivers_signed(sims, rece
     before = len(receiver.posts)
     requests.post(f"{url}/_sim/webhooks", json={"account": account["id"], "event": "comments"},
                   timeout=10)
-    path, headers, body = wait_for(lambda: receiver.posts[before:] and receiver.posts[before])
+    path, headers, body = wait_for(
+        lambda: receiver.posts[before:] and receiver.posts[before], 10, "the webhook", 0.05)
     assert path == "/meta"
     assert headers["X-Hub-Signature-256"] == "sha256=" + hmac.new(
         SECRETS["instagram"].encode(), body, hashlib.sha256).hexdigest()
@@ -149,11 +140,13 @@ def test_websub_hub_verifies_intent_and_signs_with_the_hub_secret(sims, receiver
         "hub.mode": "subscribe", "hub.callback": f"{receiver.url}/websub", "hub.topic": topic,
         "hub.secret": "hub-secret", "hub.lease_seconds": "3600"})
     assert r.status_code == 202
-    wait_for(lambda: requests.get(f"{url}/_sim/websub", timeout=5).json()["subscriptions"])
+    wait_for(lambda: requests.get(f"{url}/_sim/websub", timeout=5).json()["subscriptions"], 10,
+             "the WebSub subscription", 0.05)
     before = len(receiver.posts)
     requests.post(f"{url}/_sim/webhooks", json={"account": channel, "event": "video"},
                   timeout=10)
-    path, headers, body = wait_for(lambda: receiver.posts[before:] and receiver.posts[before])
+    path, headers, body = wait_for(
+        lambda: receiver.posts[before:] and receiver.posts[before], 10, "the webhook", 0.05)
     assert path == "/websub" and b"<yt:channelId>" + channel.encode() in body
     assert headers["X-Hub-Signature"] == "sha1=" + hmac.new(b"hub-secret", body,
                                                             hashlib.sha1).hexdigest()
@@ -175,7 +168,8 @@ def test_x_webhook_registration_runs_the_crc(sims, receiver) -> None:
     account = first_account(url)
     before = len(receiver.posts)
     requests.post(f"{url}/_sim/webhooks", json={"account": account["id"]}, timeout=10)
-    path, headers, body = wait_for(lambda: receiver.posts[before:] and receiver.posts[before])
+    path, headers, body = wait_for(
+        lambda: receiver.posts[before:] and receiver.posts[before], 10, "the webhook", 0.05)
     assert path == "/x"
     digest = hmac.new(SECRETS["x"].encode(), body, hashlib.sha256).digest()
     assert headers["x-twitter-webhooks-signature"] == "sha256=" + base64.b64encode(

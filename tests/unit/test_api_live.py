@@ -26,6 +26,7 @@ from creatorpulse.graphql.live import (
     percentile,
 )
 from creatorpulse.observation import Provenance
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -192,7 +193,7 @@ class FakeConsumer:
         self.assigned = partitions
 
     def poll(self, timeout: float) -> None:
-        time.sleep(0.001)
+        time.sleep(0.001)  # ok: a fake's poll, which blocks a moment when nothing arrives
 
     def close(self) -> None:
         self.closed = True
@@ -404,12 +405,12 @@ async def test_leaderboard_is_computed_once_for_all_subscribers_and_pushed_on_ch
     async def join() -> None:
         async with h.leaderboard_updates(key) as sub:
             entered.append(sub)
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # held open until cancelled
 
     tasks = [asyncio.create_task(join()) for _ in range(n)]
-    await wait_until(lambda: h.subscriber_count() == n)
+    await until(lambda: h.subscriber_count() == n, 2, f"{n} subscribers", 0.001)
     boards.gate.set()
-    await wait_until(lambda: len(entered) == n)
+    await until(lambda: len(entered) == n, 2, f"{n} subscriptions entered", 0.001)
     first = [await next_of(s) for s in entered]
     assert boards.calls == 1
     assert first[0] == (("inf-a2", 2), ("inf-a1", 1))
@@ -417,7 +418,7 @@ async def test_leaderboard_is_computed_once_for_all_subscribers_and_pushed_on_ch
     # Not touched: no computation. Touched but unchanged: computed once, not pushed.
     await h.publish([agg(metric="views")])
     await h.publish([agg(platform="instagram", window="1h")])
-    await wait_until(lambda: boards.calls == 2)
+    await until(lambda: boards.calls == 2, 2, "the second leaderboard read", 0.001)
     assert all(nothing_queued(s) for s in entered)
 
     boards.gains["inf-a1"] = 9
@@ -440,14 +441,15 @@ async def test_leaderboard_recomputations_coalesce_while_one_runs() -> None:
         await next_of(sub)
         boards.gate = asyncio.Event()
         await h.publish([agg()])
-        await wait_until(lambda: boards.calls == 2)
+        await until(lambda: boards.calls == 2, 2, "the second leaderboard read", 0.001)
         for _ in range(4):
             await h.publish([agg()])
         boards.gains["inf-a2"] = 7
         boards.gate.set()
         assert await next_of(sub) == (("inf-a2", 7), ("inf-a1", 1))
-        await wait_until(lambda: not h._boards["tenant-a"][key].refreshing
-                         or h._boards["tenant-a"][key].refreshing.done())
+        await until(lambda: not h._boards["tenant-a"][key].refreshing
+                    or h._boards["tenant-a"][key].refreshing.done(), 2, "the refresh to end",
+                    0.001)
     # One running when the batches came, one more for all of them together.
     assert boards.calls == 3
 
@@ -459,7 +461,7 @@ async def test_leaderboards_are_tenant_scoped() -> None:
     async with h.leaderboard_updates(key_b) as sub:
         assert await next_of(sub) == ()
         await h.publish([agg("inf-a1")])
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # ok: one turn of the loop, for a read that must not start
         assert boards.calls == 1
         assert nothing_queued(sub)
 
@@ -481,10 +483,3 @@ class contexts:
             await m.__aexit__(None, None, None)
 
 
-async def wait_until(condition: Any, timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.001)

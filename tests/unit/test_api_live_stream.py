@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from creatorpulse.graphql.stream import (
 )
 from creatorpulse.settings import Settings
 from tests.unit.test_api_live import Boards, FakeTenants, agg
+from tests.waiting import until
 
 SETTINGS = Settings.from_env({}, dotenv=None)
 
@@ -77,10 +77,8 @@ class App:
         self.client.portal.call(self.hub.publish, list(aggregates))
 
     def wait_subscribers(self, n: int) -> None:
-        async def wait() -> None:
-            while self.hub.subscriber_count() != n:
-                await asyncio.sleep(0.005)
-        self.client.portal.call(asyncio.wait_for, wait(), 2)
+        self.client.portal.call(until, lambda: self.hub.subscriber_count() == n, 2,
+                                f"{n} subscribers", 0.005)
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from creatorpulse.graphql import shared
 from creatorpulse.graphql.auth import Principal, Role
 from creatorpulse.graphql.live import LiveHub, TenantDirectory
 from creatorpulse.graphql.shared import SharedEventExecutor
-from tests.unit.test_api_live import FakeTenants, agg, wait_until
+from tests.unit.test_api_live import FakeTenants, agg
 from tests.unit.test_api_subscriptions import METRICS, SCHEMA, Boards, context, principal
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +52,7 @@ async def test_subscribers_of_one_subscription_share_one_execution_per_event(
                for _ in range(n)]
     for gain in (3, 4):
         pending = [asyncio.ensure_future(_next(s)) for s in streams]
-        await wait_until(lambda: hub.subscriber_count() == n)
+        await until(lambda: hub.subscriber_count() == n, 2, f"{n} subscribers", 0.001)
         before = shared.stats.executions
         await hub.publish([agg(gain=gain)])
         results = await asyncio.gather(*pending)
@@ -68,7 +69,7 @@ async def test_other_variables_execute_apart(hub: LiveHub) -> None:
     other = await SCHEMA.subscribe(METRICS, variable_values={"metrics": ["likes"]},
                                    context_value=context(hub, principal()))
     pending = [asyncio.ensure_future(_next(s)) for s in (one, other)]
-    await wait_until(lambda: hub.subscriber_count() == 2)
+    await until(lambda: hub.subscriber_count() == 2, 2, "two subscribers", 0.001)
     await hub.publish([agg(gain=9)])
     results = await asyncio.gather(*pending)
     assert [r.data["metricUpdates"]["gain"] for r in results] == [9, 9]

@@ -16,7 +16,8 @@ from creatorpulse.graphql.live import LeaderboardKey, LiveHub, TenantDirectory
 from creatorpulse.graphql.metrics import LeaderboardRow
 from creatorpulse.graphql.schema import build_schema
 from creatorpulse.settings import Settings
-from tests.unit.test_api_live import FakeTenants, agg, wait_until
+from tests.unit.test_api_live import FakeTenants, agg
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +98,7 @@ async def test_metric_updates_pushes_each_fresh_aggregate_of_the_tenant(hub: Liv
     stream = await subscribe(METRICS, context(hub, principal()),
                              metrics=["likes"])
     first = asyncio.ensure_future(next_result(stream))
-    await wait_until(lambda: hub.subscriber_count() == 1)
+    await until(lambda: hub.subscriber_count() == 1, 2, "the subscriber", 0.001)
     await hub.publish([agg("inf-b1"), agg("inf-a1", gain=7), agg("inf-a2", metric="views"),
                        agg("inf-a2", gain=-2)])
     got = (await first).data["metricUpdates"]
@@ -117,7 +118,7 @@ async def test_many_subscribers_with_the_same_parameters_share_one_payload(hub: 
     streams = [await subscribe(METRICS, context(hub, principal()), window="1h")
                for _ in range(n)]
     pending = [asyncio.ensure_future(next_result(s)) for s in streams]
-    await wait_until(lambda: hub.subscriber_count() == n)
+    await until(lambda: hub.subscriber_count() == n, 2, f"{n} subscribers", 0.001)
     await hub.publish([agg(gain=3)])
     results = await asyncio.gather(*pending)
     assert {r.data["metricUpdates"]["gain"] for r in results} == {3}
@@ -188,7 +189,7 @@ async def test_metric_updates_arguments_are_checked(hub: LiveHub, variables: dic
 async def test_platform_all_selects_the_totals(hub: LiveHub) -> None:
     stream = await subscribe(METRICS, context(hub, principal()), platforms=["all"])
     pending = asyncio.ensure_future(next_result(stream))
-    await wait_until(lambda: hub.subscriber_count() == 1)
+    await until(lambda: hub.subscriber_count() == 1, 2, "the subscriber", 0.001)
     await hub.publish([agg(platform="instagram", gain=1), agg(platform="all", gain=2)])
     got = (await pending).data["metricUpdates"]
     assert (got["platform"], got["gain"]) == ("all", 2)
