@@ -104,12 +104,14 @@ class X(ConnectorBase):
                                    "user.fields": "public_metrics"})
         _check_found(first, user_id)
         user = _author(first, user_id)
-        if user is None:
+        if user is not None:
+            map_each(poll, [user], lambda item, part: observe.counts(
+                part, obj(item, "user"), ACCOUNT_METRICS), "user")
+        else:  # a bad answer is dead-lettered whole, as it came
             body = api.get(f"/2/users/{user_id}", {"user.fields": "public_metrics"})
             _check_found(body, user_id)
-            user = obj(body, "body").get("data") if isinstance(body, dict) else body
-        map_each(poll, [user], lambda item, part: observe.counts(
-            part, obj(item, "data"), ACCOUNT_METRICS), "user")
+            map_each(poll, [body], lambda item, part: observe.counts(
+                part, obj(obj(item, "body").get("data"), "data"), ACCOUNT_METRICS), "user")
         tweets = newer(pages(poll, "tweets", lambda token: api.get(
             timeline, {**params, "pagination_token": token}) if token else first, _split),
             since, lambda item: iso_time(obj(item, "tweet"), "created_at"))

@@ -69,6 +69,15 @@ def test_a_user_without_tweets_is_asked_for_since_there_is_no_author_to_expand()
     assert metrics(poll)["followers"] == 513958 and not poll.content and not poll.dead_letters
 
 
+def test_a_user_answer_without_data_is_a_dead_letter_with_its_bytes() -> None:
+    api = FakeApi(X(), "x").on(f"/2/users/{USER}", body={"weird": True})
+    api.on(TIMELINE, body={"meta": {"result_count": 0}})
+    poll = X().fetch_account(api, ACCOUNT, NOW)
+    assert [json.loads(d.payload) for d in poll.dead_letters] == [{"weird": True}]
+    assert "data: expected a JSON object" in poll.dead_letters[0].reason
+    assert not poll.observations
+
+
 def test_a_user_the_timeline_reports_not_found_is_gone() -> None:
     api = FakeApi(X(), "x").on(TIMELINE, "user_not_found")
     with pytest.raises(Gone):
