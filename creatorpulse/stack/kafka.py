@@ -63,7 +63,10 @@ class Kafka(Part):
         return [ManagedProcess("kafka", self.settings.state_dir, marker=marker)]
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 5000})
+        # librdkafka's own log stays quiet (log_level 0): a broker that is down or still starting
+        # is reported once by the health check, not as a connection error every 50 ms.
+        return AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 5000,
+                            "log_level": 0})
 
     def up(self) -> None:
         if self.managed:
