@@ -481,5 +481,3 @@ class contexts:
     async def __aexit__(self, *exc: object) -> None:
         for m in reversed(self.managers):
             await m.__aexit__(None, None, None)
-
-
