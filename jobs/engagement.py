@@ -32,6 +32,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pyflink.table import EnvironmentSettings, Table, TableEnvironment
 
@@ -60,16 +61,12 @@ _OBSERVATION_COLUMNS = (
     "platform, account_id, influencer_id, content_id, content_kind, metric, `value`, "
     "observed_at, provenance, event_id"
 )
-# The latest value of a counter in a window must survive HOP's merging of slices, which
-# LAST_VALUE cannot do. Each gain therefore carries (sequence number of the reading within its
-# counter, value) packed into one DECIMAL(38, 0); MAX of that merges, and unpacks to the value of
-# the counter's latest reading. The sequence number restarts only after STATE_TTL of silence,
-# which the settings keep longer than any window.
-_PACK = "CAST('100000000000000000000' AS DECIMAL(38, 0))"  # 10^20 > 2 * max |BIGINT|
-_OFFSET = "CAST('10000000000000000000' AS DECIMAL(38, 0))"  # 10^19 > max |BIGINT|
 _PROVENANCE_RANK = (
     "CASE provenance WHEN 'rounded' THEN 0 WHEN 'estimated' THEN 1 ELSE 2 END"
 )
+# Event time in epoch milliseconds, which LAG can carry and slot arithmetic can use.
+_EPOCH_MS = ("(EXTRACT(EPOCH FROM observed_at) * 1000"
+             " + MOD(EXTRACT(MILLISECOND FROM observed_at), 1000))")
 _PROVENANCE_NAME = (
     "CASE MIN(prank) WHEN 0 THEN 'rounded' WHEN 1 THEN 'estimated' ELSE 'measured' END"
 )
@@ -111,26 +108,24 @@ def build(
     sql(f"""
         CREATE TEMPORARY VIEW cp_gains AS
         SELECT influencer_id, platform, account_id, content_id, metric, observed_at,
-               `value` - prev_value AS gain,
-               LEAST(prank, prev_prank) AS prank,
-               CAST(seq AS DECIMAL(38, 0)) * {_PACK} + CAST(`value` AS DECIMAL(38, 0)) + {_OFFSET}
-                   AS packed
+               `value` - prev_value AS gain, prev_value, at_ms, prev_ms, seq,
+               LEAST(prank, prev_prank) AS prank
         FROM (
             SELECT *,
                 LAG(`value`) OVER w AS prev_value,
+                LAG(at_ms) OVER w AS prev_ms,
                 LAG(prank) OVER w AS prev_prank,
                 COUNT(*) OVER w AS seq
-            FROM (SELECT *, {_PROVENANCE_RANK} AS prank FROM cp_checked WHERE NOT late)
+            FROM (SELECT *, {_PROVENANCE_RANK} AS prank, {_EPOCH_MS} AS at_ms
+                  FROM cp_checked WHERE NOT late)
             WINDOW w AS (
                 PARTITION BY platform, account_id, content_id, metric ORDER BY observed_at))
         WHERE prev_value IS NOT NULL""")
     sql("""
         CREATE TEMPORARY VIEW cp_gains_all AS
-        SELECT * FROM cp_gains
+        SELECT influencer_id, platform, metric, observed_at, gain, prank FROM cp_gains
         UNION ALL
-        SELECT influencer_id, 'all', account_id, content_id, metric, observed_at, gain, prank,
-               packed
-        FROM cp_gains""")
+        SELECT influencer_id, 'all', metric, observed_at, gain, prank FROM cp_gains""")
 
     # JDBC has no TIMESTAMP_LTZ: the raw log gets the UTC wall time (the session zone is UTC).
     wall_time = "CAST(observed_at AS TIMESTAMP(3)) AS observed_at"
@@ -159,93 +154,103 @@ def _view_name(prefix: str, spec: WindowSpec) -> str:
     return f"{prefix}_{spec.name}"
 
 
-def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
-    """One sliding window, from per-counter slide buckets, with no per-counter window state.
+def _slot_ms(epoch_ms: str, slide: timedelta) -> str:
+    """The start, in epoch milliseconds, of the slide-long slot holding ``epoch_ms``."""
+    ms = round(slide.total_seconds() * 1000)
+    return f"({epoch_ms} - MOD({epoch_ms}, {ms}))"
 
-    A window holds whole slide buckets, so per counter only the last value of each bucket it
-    gained in matters. Over the buckets of one window, ``value_at_end`` (each counter's latest
-    value, summed) telescopes: the sum of every bucket's last value, minus, for each bucket
-    whose counter also gained in an earlier bucket of the same window, that earlier bucket's
-    last value. The first sum is a plain sliding sum per influencer x platform x metric; the
-    second term of a bucket applies to exactly the windows that start at or before the
-    counter's previous bucket: a sliding sum too, less the windows that start after it, which a
-    few copies per metric and bucket settle exactly.
+
+def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
+    """One sliding window per influencer x platform x metric, straight from the gains.
+
+    A counter's gains in a window telescope: their sum is its latest value there minus the
+    value before its first gain there (that gain's previous reading). So ``gain`` is a plain
+    sliding sum, and ``value_at_start`` sums, per counter, the previous value of its first gain
+    in the window; ``value_at_end`` is the two together. Which gain is a counter's first in a
+    window follows from two slots, the gain's and its previous reading's:
+
+    - after the counter's baseline, or a whole window or more after the previous reading, a
+      gain is the first in every window holding it: a plain sliding sum again;
+    - in the same slot as the previous reading, it is the first in none;
+    - otherwise it is the first in the windows starting after the previous reading's slot, as
+      many as the slots between the two (one, when a counter is read every slot). Such gains,
+      summed per slot and previous slot, are spread over exactly those windows.
+
+    Nothing here keeps state per counter beyond the gains' own; platform ``all`` sums the
+    platforms' windows, which add up.
     """
     size, slide = sql_interval(spec.size), sql_interval(spec.slide)
-    buckets, chained = _view_name("cp_cbucket", spec), _view_name("cp_cchain", spec)
-    grouped, overlaps = _view_name("cp_grouped", spec), _view_name("cp_overlap", spec)
-    rolling = _view_name("cp_rolling", spec)
+    size_ms = round(spec.size.total_seconds() * 1000)
+    slotted, grouped = _view_name("cp_slotted", spec), _view_name("cp_grouped", spec)
+    firsts = _view_name("cp_firsts", spec)
+    by_platform, rolling = _view_name("cp_by_platform", spec), _view_name("cp_rolling", spec)
     sql = t_env.execute_sql
-    # Per counter and slide bucket: its gain, its last value, its weakest provenance.
+    # Each gain with the starts of its slot and of its previous reading's slot.
     sql(f"""
-        CREATE TEMPORARY VIEW {buckets} AS
-        SELECT window_start AS b_start, window_time AS b_time,
-               influencer_id, platform, account_id, content_id, metric, SUM(gain) AS gain,
-               CAST(MOD(MAX(packed), {_PACK}) - {_OFFSET} AS BIGINT) AS latest,
-               MIN(prank) AS prank
-        FROM TABLE(TUMBLE(TABLE cp_gains, DESCRIPTOR(observed_at), {slide}))
-        GROUP BY window_start, window_end, window_time, influencer_id, platform, account_id,
-                 content_id, metric""")
-    # Each bucket with the counter's previous bucket (start and last value), and the same rows
-    # once more under platform 'all'.
-    sql(f"""
-        CREATE TEMPORARY VIEW {chained}_one AS
-        SELECT b_start, b_time, influencer_id, platform, metric, gain, latest, prank,
-               LAG(b_start) OVER w AS prev_start, LAG(latest) OVER w AS prev_value
-        FROM {buckets}
-        WINDOW w AS (PARTITION BY platform, account_id, content_id, metric ORDER BY b_time)""")
-    sql(f"""
-        CREATE TEMPORARY VIEW {chained} AS
-        SELECT * FROM {chained}_one
-        UNION ALL
-        SELECT b_start, b_time, influencer_id, 'all', metric, gain, latest, prank,
-               prev_start, prev_value
-        FROM {chained}_one""")
+        CREATE TEMPORARY VIEW {slotted} AS
+        SELECT influencer_id, platform, metric, observed_at, gain, prev_value, prank,
+               seq = 2 OR p_slot <= r_slot - {size_ms} AS first_everywhere,
+               p_slot > r_slot - {size_ms} AND p_slot < r_slot AS first_somewhere, p_slot
+        FROM (SELECT *, {_slot_ms("at_ms", spec.slide)} AS r_slot,
+                        {_slot_ms("prev_ms", spec.slide)} AS p_slot
+              FROM cp_gains)""")
+    # A gain after the counter's baseline, or a whole window after its previous reading, is
+    # the first of its counter in every window holding it: a plain sliding sum.
     sql(f"""
         CREATE TEMPORARY VIEW {grouped} AS
         SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
                influencer_id, platform, metric, SUM(gain) AS gain,
-               SUM(latest) - SUM(CASE WHEN prev_start > b_start - {size} THEN prev_value
-                                      ELSE 0 END) AS value_sum,
+               SUM(CASE WHEN first_everywhere THEN prev_value ELSE 0 END) AS before_first,
                MIN(prank) AS prank
-        FROM TABLE(HOP(TABLE {chained}, DESCRIPTOR(b_time), {slide}, {size}))
+        FROM TABLE(HOP(TABLE {slotted}, DESCRIPTOR(observed_at), {slide}, {size}))
         GROUP BY window_start, window_end, window_time, influencer_id, platform, metric""")
-    # The previous bucket's value per metric, bucket and previous bucket. The sliding sum above
-    # subtracts it in every window holding the bucket; it belongs back in those of them that
-    # start after the previous bucket: as many as the buckets between the two, few when
-    # counters are read often.
+    # Any other gain is the first of its counter only in the windows that start after its
+    # previous reading's slot; with readings a slot or two apart, few of them.
     sql(f"""
-        CREATE TEMPORARY VIEW {overlaps}_rows AS
-        SELECT * FROM {chained}
-        WHERE prev_start IS NOT NULL AND prev_start > b_start - {size}""")
+        CREATE TEMPORARY VIEW {firsts}_rows AS
+        SELECT * FROM {slotted} WHERE NOT first_everywhere AND first_somewhere""")
     sql(f"""
-        CREATE TEMPORARY VIEW {overlaps}_sum AS
-        SELECT window_time AS o_time, influencer_id, platform, metric, prev_start,
-               SUM(prev_value) AS overlap_sum
-        FROM TABLE(TUMBLE(TABLE {overlaps}_rows, DESCRIPTOR(b_time), {slide}))
+        CREATE TEMPORARY VIEW {firsts}_sum AS
+        SELECT window_time AS f_time, influencer_id, platform, metric,
+               CAST(TO_TIMESTAMP_LTZ(p_slot, 3) AS TIMESTAMP(3)) AS p_start,
+               SUM(prev_value) AS before_first
+        FROM TABLE(TUMBLE(TABLE {firsts}_rows, DESCRIPTOR(observed_at), {slide}))
         GROUP BY window_start, window_end, window_time, influencer_id, platform, metric,
-                 prev_start""")
+                 p_slot""")
     sql(f"""
-        CREATE TEMPORARY VIEW {overlaps} AS
+        CREATE TEMPORARY VIEW {firsts} AS
         SELECT window_start AS h_start, window_end AS h_end, window_time AS w_time,
-               influencer_id, platform, metric, CAST(0 AS BIGINT) AS gain,
-               overlap_sum AS value_sum, 3 AS prank
-        FROM TABLE(HOP(TABLE {overlaps}_sum, DESCRIPTOR(o_time), {slide}, {size}))
-        WHERE prev_start < window_start""")
+               influencer_id, platform, metric, CAST(0 AS BIGINT) AS gain, before_first,
+               3 AS prank
+        FROM TABLE(HOP(TABLE {firsts}_sum, DESCRIPTOR(f_time), {slide}, {size}))
+        WHERE p_start < window_start""")
     # Both parts of one window carry the same w_time, so a tumble of one slide gathers exactly
     # that window's rows, and the result stays an append-only window result.
     sql(f"""
-        CREATE TEMPORARY VIEW {rolling}_parts AS
-        SELECT * FROM {grouped} UNION ALL SELECT * FROM {overlaps}""")
+        CREATE TEMPORARY VIEW {by_platform}_parts AS
+        SELECT * FROM {grouped} UNION ALL SELECT * FROM {firsts}""")
     sql(f"""
-        CREATE TEMPORARY VIEW {rolling} AS
-        SELECT influencer_id, platform, metric, '{spec.name}' AS window_name,
-               h_end, h_start, SUM(gain) AS gain,
-               SUM(value_sum) - SUM(gain) AS value_at_start, SUM(value_sum) AS value_at_end,
-               {_PROVENANCE_NAME} AS provenance, window_time AS r_time
-        FROM TABLE(TUMBLE(TABLE {rolling}_parts, DESCRIPTOR(w_time), {slide}))
+        CREATE TEMPORARY VIEW {by_platform} AS
+        SELECT influencer_id, platform, metric, h_start, h_end, SUM(gain) AS gain,
+               SUM(before_first) AS value_at_start, MIN(prank) AS prank, window_time AS r_time
+        FROM TABLE(TUMBLE(TABLE {by_platform}_parts, DESCRIPTOR(w_time), {slide}))
         GROUP BY window_start, window_end, window_time, h_start, h_end, influencer_id, platform,
                  metric""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {rolling}_ranked AS
+        SELECT * FROM {by_platform}
+        UNION ALL
+        SELECT influencer_id, 'all' AS platform, metric, h_start, h_end, SUM(gain) AS gain,
+               SUM(value_at_start) AS value_at_start, MIN(prank) AS prank,
+               window_time AS r_time
+        FROM TABLE(TUMBLE(TABLE {by_platform}, DESCRIPTOR(r_time), {slide}))
+        GROUP BY window_start, window_end, window_time, h_start, h_end, influencer_id, metric""")
+    sql(f"""
+        CREATE TEMPORARY VIEW {rolling} AS
+        SELECT influencer_id, platform, metric, '{spec.name}' AS window_name, h_end, h_start,
+               gain, value_at_start, value_at_start + gain AS value_at_end,
+               {_PROVENANCE_NAME.replace("MIN(prank)", "prank")} AS provenance, r_time
+        FROM {rolling}_ranked""")
     return t_env.sql_query(
         f"SELECT influencer_id, platform, metric, window_name, h_end AS window_end, "
         f"h_start AS window_start, gain, value_at_start, value_at_end, provenance FROM {rolling}"
@@ -253,7 +258,11 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
 
 
 def _derived(t_env: TableEnvironment, spec: WindowSpec) -> Table:
-    """Follower growth and engagement rates of one window, from its per-metric values."""
+    """Follower growth and engagement rates of one window, from its per-metric values.
+
+    One aggregate gathers every numerator and denominator; UNNEST turns its row into one row per
+    figure. (A union of one query per figure would make the planner prune each copy of the
+    aggregate to its own columns, and run the window aggregate once per figure.)"""
     slide = sql_interval(spec.slide)
     rolling, figures = _view_name("cp_rolling", spec), _view_name("cp_figures", spec)
     engagement_metrics = ", ".join(f"'{m}'" for m in ENGAGEMENT_METRICS)
@@ -270,22 +279,20 @@ def _derived(t_env: TableEnvironment, spec: WindowSpec) -> Table:
                {denominators}
         FROM TABLE(TUMBLE(TABLE {rolling}, DESCRIPTOR(r_time), {slide}))
         GROUP BY window_start, window_end, influencer_id, platform, window_name, h_end""")
-    head = "SELECT influencer_id, platform, window_name, window_end"
-    parts = [
-        f"{head}, 'follower_growth' AS figure, 'absolute' AS formula, follower_gain AS numerator,"
-        f" CAST(NULL AS BIGINT) AS denominator, CAST(follower_gain AS DOUBLE) AS figure_value"
-        f" FROM {figures} WHERE follower_gain IS NOT NULL",
-        f"{head}, 'follower_growth', 'relative_to_start', follower_gain, followers_at_start,"
-        f" CAST(follower_gain AS DOUBLE) / followers_at_start"
-        f" FROM {figures} WHERE follower_gain IS NOT NULL AND followers_at_start > 0",
+    # (figure, formula, numerator, denominator); an absolute figure has no denominator.
+    rows = [
+        "ROW('follower_growth', 'absolute', follower_gain, CAST(NULL AS BIGINT))",
+        "ROW('follower_growth', 'relative_to_start', follower_gain, followers_at_start)",
+        *(f"ROW('engagement_rate', '{name}', engagements, d_{name})" for name in RATE_FORMULAS),
     ]
-    parts += [
-        f"{head}, 'engagement_rate', '{name}', engagements, d_{name},"
-        f" CAST(engagements AS DOUBLE) / d_{name}"
-        f" FROM {figures} WHERE engagements IS NOT NULL AND d_{name} > 0"
-        for name in RATE_FORMULAS
-    ]
-    return t_env.sql_query("\nUNION ALL\n".join(parts))
+    return t_env.sql_query(f"""
+        SELECT influencer_id, platform, window_name, window_end, f.figure, f.formula,
+               f.numerator, f.denominator,
+               CASE WHEN f.denominator IS NULL THEN CAST(f.numerator AS DOUBLE)
+                    ELSE CAST(f.numerator AS DOUBLE) / f.denominator END AS figure_value
+        FROM {figures}
+        CROSS JOIN UNNEST(ARRAY[{", ".join(rows)}]) AS f(figure, formula, numerator, denominator)
+        WHERE f.numerator IS NOT NULL AND (f.formula = 'absolute' OR f.denominator > 0)""")
 
 
 def _union_all(tables: list[Table]) -> Table:
