@@ -87,10 +87,10 @@ def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
     """Options of Flink's JDBC connector for ``table`` in the CreatorPulse database."""
     url = urlsplit(settings.database_dsn.reveal())
     port = f":{url.port}" if url.port else ""
-    jdbc_url = f"jdbc:postgresql://{url.hostname}{port}{url.path}"
+    # The driver sends a batch as multi-row INSERTs instead of one statement per row.
+    query = {"reWriteBatchedInserts": "true"}
     options = {
         "connector": "jdbc",
-        "url": jdbc_url,
         "table-name": table,
         "sink.buffer-flush.interval": "1s",
         "sink.buffer-flush.max-rows": "1000",
@@ -101,7 +101,8 @@ def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
         options["password"] = unquote(url.password)
     elif url.username:
         # The connector wants both or neither; a password-less role goes in the URL instead.
-        options["url"] = f"{jdbc_url}?{urlencode({'user': unquote(url.username)})}"
+        query["user"] = unquote(url.username)
+    options["url"] = f"jdbc:postgresql://{url.hostname}{port}{url.path}?{urlencode(query)}"
     return options
 
 

@@ -54,14 +54,15 @@ def test_identifiers_are_checked() -> None:
 def test_jdbc_options_from_a_url_with_a_password() -> None:
     s = settings(DATABASE_URL="postgresql://app:p%40ss@db:5432/cp")
     options = jdbc_options(s, "metric_buckets_1m")
-    assert options["url"] == "jdbc:postgresql://db:5432/cp"
+    assert options["url"] == "jdbc:postgresql://db:5432/cp?reWriteBatchedInserts=true"
     assert (options["username"], options["password"]) == ("app", "p@ss")
     assert options["table-name"] == "metric_buckets_1m"
 
 
 def test_jdbc_options_for_a_role_without_password_put_the_user_in_the_url() -> None:
     options = jdbc_options(settings(), "t")
-    assert options["url"] == "jdbc:postgresql://127.0.0.1:5433/creatorpulse?user=creatorpulse"
+    assert options["url"] == ("jdbc:postgresql://127.0.0.1:5433/creatorpulse"
+                              "?reWriteBatchedInserts=true&user=creatorpulse")
     assert "username" not in options and "password" not in options
 
 
