@@ -40,7 +40,7 @@ jobs: $(VENV)/.installed ## the Flink jobs' logic in a local batch Flink against
 integration: $(VENV)/.installed ## integration tests against the running stack
 	$(BIN)/pytest tests/integration
 
-bench: $(VENV)/.installed ## benchmark against the running stack (8-10 min; BENCH_ARGS="--observations N ...")
+bench: $(VENV)/.installed ## benchmark against the running stack (4-5 min; BENCH_ARGS="--observations N ...")
 	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
 
 install: system-packages $(VENV)/.installed jars ## Debian packages (as root), the virtualenv, Maven jars

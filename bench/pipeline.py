@@ -57,8 +57,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.pipeline", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    # 300,000: a whole run takes 10-15 minutes on the shared 2-core machine; 1,000,000 did not
-    # finish its first part in ten (see README, Benchmarks).
+    # 300,000: a whole run takes 4-5 minutes on the shared 2-core machine (10-15 before the
+    # windows were computed from the gains; see README, Benchmarks).
     parser.add_argument("--observations", type=int, default=300_000,
                         help="N, readings preloaded for the throughput runs (default 300,000)")
     parser.add_argument("--accounts", type=int, default=Shape().accounts,
