@@ -61,15 +61,19 @@ _OBSERVATION_COLUMNS = (
     "platform, account_id, influencer_id, content_id, content_kind, metric, `value`, "
     "observed_at, provenance, event_id"
 )
+# Provenance as a rank, so that the weakest of several is their MIN, and back to its name.
 _PROVENANCE_RANK = (
     "CASE provenance WHEN 'rounded' THEN 0 WHEN 'estimated' THEN 1 ELSE 2 END"
 )
+
+
+def _provenance_name(rank: str) -> str:
+    return f"CASE {rank} WHEN 0 THEN 'rounded' WHEN 1 THEN 'estimated' ELSE 'measured' END"
+
+
 # Event time in epoch milliseconds, which LAG can carry and slot arithmetic can use.
 _EPOCH_MS = ("(EXTRACT(EPOCH FROM observed_at) * 1000"
              " + MOD(EXTRACT(MILLISECOND FROM observed_at), 1000))")
-_PROVENANCE_NAME = (
-    "CASE MIN(prank) WHEN 0 THEN 'rounded' WHEN 1 THEN 'estimated' ELSE 'measured' END"
-)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ def build(
     buckets = t_env.sql_query(f"""
         SELECT influencer_id, platform, metric,
                FLOOR(CAST(observed_at AS TIMESTAMP(3)) TO MINUTE) AS bucket_start,
-               SUM(gain) AS gain, COUNT(*) AS observations, {_PROVENANCE_NAME} AS provenance
+               SUM(gain) AS gain, COUNT(*) AS observations,
+               {_provenance_name("MIN(prank)")} AS provenance
         FROM cp_gains_all
         GROUP BY influencer_id, platform, metric, FLOOR(CAST(observed_at AS TIMESTAMP(3)) TO MINUTE)
         """)
@@ -249,7 +254,7 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
         CREATE TEMPORARY VIEW {rolling} AS
         SELECT influencer_id, platform, metric, '{spec.name}' AS window_name, h_end, h_start,
                gain, value_at_start, value_at_start + gain AS value_at_end,
-               {_PROVENANCE_NAME.replace("MIN(prank)", "prank")} AS provenance, r_time
+               {_provenance_name("prank")} AS provenance, r_time
         FROM {rolling}_ranked""")
     return t_env.sql_query(
         f"SELECT influencer_id, platform, metric, window_name, h_end AS window_end, "
