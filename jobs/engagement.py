@@ -39,6 +39,7 @@ from pyflink.table import EnvironmentSettings, Table, TableEnvironment
 from creatorpulse.jobs.tables import (
     jdbc_sink_ddl,
     kafka_sink_ddl,
+    milliseconds,
     observations_source_ddl,
     sql_interval,
 )
@@ -161,8 +162,7 @@ def _view_name(prefix: str, spec: WindowSpec) -> str:
 
 def _slot_ms(epoch_ms: str, slide: timedelta) -> str:
     """The start, in epoch milliseconds, of the slide-long slot holding ``epoch_ms``."""
-    ms = round(slide.total_seconds() * 1000)
-    return f"({epoch_ms} - MOD({epoch_ms}, {ms}))"
+    return f"({epoch_ms} - MOD({epoch_ms}, {milliseconds(slide)}))"
 
 
 def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
@@ -185,7 +185,7 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
     platforms' windows, which add up.
     """
     size, slide = sql_interval(spec.size), sql_interval(spec.slide)
-    size_ms = round(spec.size.total_seconds() * 1000)
+    size_ms = milliseconds(spec.size)
     slotted, grouped = _view_name("cp_slotted", spec), _view_name("cp_grouped", spec)
     firsts = _view_name("cp_firsts", spec)
     by_platform, rolling = _view_name("cp_by_platform", spec), _view_name("cp_rolling", spec)
@@ -372,9 +372,8 @@ def configure(t_env: TableEnvironment, settings: Settings, name: str) -> None:
     config = t_env.get_config()
     config.set("pipeline.name", name)
     config.set("table.local-time-zone", "UTC")
-    config.set("table.exec.state.ttl", f"{int(settings.state_ttl.total_seconds() * 1000)} ms")
-    idle_ms = int(settings.source_idle_timeout.total_seconds() * 1000)
-    config.set("table.exec.source.idle-timeout", f"{idle_ms} ms")
+    config.set("table.exec.state.ttl", f"{milliseconds(settings.state_ttl)} ms")
+    config.set("table.exec.source.idle-timeout", f"{milliseconds(settings.source_idle_timeout)} ms")
     # Operator uids derived from the plan, so a restart from a savepoint of the same plan finds
     # every operator's state.
     config.set("table.exec.uid.generation", "ALWAYS")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pyflink.table import EnvironmentSettings, Table, TableEnvironment
 
-from creatorpulse.jobs.tables import jdbc_sink_ddl, observations_source_ddl
+from creatorpulse.jobs.tables import jdbc_sink_ddl, milliseconds, observations_source_ddl
 from creatorpulse.settings import Settings
 
 JOB_NAME = "creatorpulse-smoke"
@@ -52,8 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config.set("pipeline.name", f"{JOB_NAME} {args.topic}")
     config.set("table.local-time-zone", "UTC")
     # A partition that receives nothing must not hold the watermark back forever.
-    idle_ms = int(settings.source_idle_timeout.total_seconds() * 1000)
-    config.set("table.exec.source.idle-timeout", f"{idle_ms} ms")
+    config.set("table.exec.source.idle-timeout", f"{milliseconds(settings.source_idle_timeout)} ms")
     t_env.execute_sql(
         observations_source_ddl("observations", settings, topic=args.topic, group_id=args.group_id)
     )

@@ -18,9 +18,14 @@ from creatorpulse.settings import Settings
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def milliseconds(delta: timedelta) -> int:
+    """``delta`` in whole milliseconds, the unit of Flink's durations and of event-time math."""
+    return round(delta.total_seconds() * 1000)
+
+
 def sql_interval(delta: timedelta) -> str:
     """A Flink SQL interval literal for ``delta`` (up to 99 days, millisecond precision)."""
-    total_ms = round(delta.total_seconds() * 1000)
+    total_ms = milliseconds(delta)
     if total_ms < 0:
         msg = f"interval must not be negative, got {delta}"
         raise ValueError(msg)
