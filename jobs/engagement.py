@@ -190,12 +190,13 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
     firsts = _view_name("cp_firsts", spec)
     by_platform, rolling = _view_name("cp_by_platform", spec), _view_name("cp_rolling", spec)
     sql = t_env.execute_sql
-    # Each gain with the starts of its slot and of its previous reading's slot.
+    # Each gain with the start of its previous reading's slot, and whether it is the first of
+    # its counter in every window holding it, or at least the first in its own slot.
     sql(f"""
         CREATE TEMPORARY VIEW {slotted} AS
         SELECT influencer_id, platform, metric, observed_at, gain, prev_value, prank,
                seq = 2 OR p_slot <= r_slot - {size_ms} AS first_everywhere,
-               p_slot > r_slot - {size_ms} AND p_slot < r_slot AS first_somewhere, p_slot
+               p_slot < r_slot AS first_in_slot, p_slot
         FROM (SELECT *, {_slot_ms("at_ms", spec.slide)} AS r_slot,
                         {_slot_ms("prev_ms", spec.slide)} AS p_slot
               FROM cp_gains)""")
@@ -213,7 +214,7 @@ def _rolling(t_env: TableEnvironment, spec: WindowSpec) -> Table:
     # previous reading's slot; with readings a slot or two apart, few of them.
     sql(f"""
         CREATE TEMPORARY VIEW {firsts}_rows AS
-        SELECT * FROM {slotted} WHERE NOT first_everywhere AND first_somewhere""")
+        SELECT * FROM {slotted} WHERE NOT first_everywhere AND first_in_slot""")
     sql(f"""
         CREATE TEMPORARY VIEW {firsts}_sum AS
         SELECT window_time AS f_time, influencer_id, platform, metric,
